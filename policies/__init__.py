@@ -1,0 +1,45 @@
+"""Policies (installed as ``vseek_env.policies``): observation + info -> response text.
+
+>>> from vseek_env.policies import available_policies
+>>> "oracle" in available_policies()
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from vseek_env.policies.base import Policy
+
+# name -> "module:Class"; imported on demand so optional dependencies stay optional.
+_POLICIES = {
+    "random": "vseek_env.policies.random:RandomPolicy",
+    "oracle": "vseek_env.policies.oracle:OraclePolicy",
+    "pixel": "vseek_env.policies.pixel:PixelPolicy",
+    "no_tool": "vseek_env.policies.no_tool:NoToolPolicy",
+    "openai": "vseek_env.policies.openai_chat:OpenAIChatPolicy",
+    "hf": "vseek_env.policies.hf:HFPolicy",
+}
+
+
+def register_policy(name: str, target: str) -> None:
+    """Register ``"module:Class"`` under ``name`` for :func:`make_policy` and ``vseek eval --policy``."""
+    _POLICIES[name] = target
+
+
+def available_policies() -> list[str]:
+    return sorted(_POLICIES)
+
+
+def make_policy(name: str, **kwargs: Any) -> Policy:
+    """Instantiate the policy registered as ``name`` with ``kwargs``."""
+    try:
+        target = _POLICIES[name]
+    except KeyError:
+        raise KeyError(f"unknown policy {name!r}; available: {available_policies()}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)(**kwargs)
+
+
+__all__ = ["Policy", "available_policies", "make_policy", "register_policy"]

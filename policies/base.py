@@ -1,0 +1,31 @@
+"""The policy interface: observation (and info) in, response text out.
+
+Example:
+    >>> class Answer(Policy):
+    ...     name = "always_a"
+    ...     def act(self, observation, info):
+    ...         return "<think>guess</think><answer>A</answer>"
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Policy:
+    """Maps an env observation and its ``info`` to the model's next response text.
+
+    ``info["messages"]`` holds the turn as chat messages and ``info["frames"]`` the frames with their
+    times. ``info["sample"]`` is the ground truth; only oracle-style policies may read it.
+    """
+
+    name: str = "policy"
+
+    def reset(self, seed: int | None = None) -> None:
+        """Called at the start of every episode."""
+
+    def act(self, observation: dict, info: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release clients, models, threads."""

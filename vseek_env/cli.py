@@ -1,0 +1,50 @@
+"""The ``vseek`` command. Each subcommand lives in ``vseek_env/commands/<name>.py``.
+
+Run ``vseek --help`` for the list and ``vseek CMD --help`` for each command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Each module defines register(subparsers) which adds its subcommand(s) with set_defaults(func=...).
+COMMAND_MODULES = (
+    "vseek_env.commands.demo",
+    "vseek_env.commands.synth",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vseek",
+        description="vseek-env: agentic video QA with visual prompts (Gymnasium env, rewards, eval, verl).",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

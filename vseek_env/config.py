@@ -1,0 +1,101 @@
+"""`EnvConfig`: every knob of an episode, with the defaults of the paper's setting.
+
+Example:
+    >>> cfg = EnvConfig(max_turns=4, tools=("crop_video",))
+    >>> cfg.replace(error_budget=1).error_budget
+    1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Episode settings. Pass any field as a keyword to ``gym.make("VideoSeeker-v0", ...)``.
+
+    Attributes:
+        tools: names of the tools offered (see :data:`vseek_env.tools.TOOLS`).
+        max_turns: model responses per episode: ``max_turns - 1`` tool rounds plus the answer
+            turn (the paper allows 5 tool rounds, hence 6). A non-answer on the last turn truncates.
+        error_budget: responses with errors tolerated; one more truncates the episode.
+        overview_frames: frames of the uniform overview in the first observation.
+        show_prompt_frame: include the visual-prompt frame in the first observation; if False the
+            model must call ``view_visual_prompt`` to see it.
+        crop_fps, crop_min_frames, crop_max_frames: the ``crop_video`` sampling rule.
+        max_pixels, patch_factor: per-frame pixel budget; sides are multiples of ``patch_factor``.
+        max_tool_calls_per_turn: further calls in one response are dropped with an error.
+        max_frames_per_episode: frames returned by tools over the whole episode.
+        max_response_chars: longer responses are rejected (``response_too_long``).
+        obs_frames, obs_frame_size: shape of the fixed-size ``frames`` array of the observation
+            (frames are letterboxed into it); the chat messages in ``info`` carry full-budget frames.
+        max_text_chars: longest observation text.
+        compat_paths: add the paper's ``video_path`` / ``frame_path`` arguments to tool schemas
+            (accepted, checked, never used to open a file).
+        reward: a preset name, a ``{name: weight}`` dict, or a CompositeReward.
+        diagnostics: add process-level counters (frame-cache hits/misses/bytes) to ``info``. Off by
+            default because they depend on what other episodes did, so they would break the
+            same-seed-same-info guarantee.
+        skip_bad_samples: on a video that cannot be opened, move on to another sample (the error is
+            recorded in ``info["skipped"]``) instead of raising.
+    """
+
+    tools: tuple[str, ...] = ("view_visual_prompt", "crop_video")
+    max_turns: int = 6
+    error_budget: int = 3
+    overview_frames: int = 16
+    show_prompt_frame: bool = True
+    crop_fps: float = 1.0
+    crop_min_frames: int = 4
+    crop_max_frames: int = 64
+    max_pixels: int = 336 * 336
+    patch_factor: int = 28
+    max_tool_calls_per_turn: int = 4
+    max_frames_per_episode: int = 256
+    max_response_chars: int = 32768
+    obs_frames: int = 64
+    obs_frame_size: tuple[int, int] = (224, 224)
+    max_text_chars: int = 65536
+    compat_paths: bool = False
+    reward: Any = "paper"
+    skip_bad_samples: bool = False
+    diagnostics: bool = False
+
+    def __post_init__(self) -> None:
+        from vseek_env.tools import TOOLS
+
+        for name in self.tools:
+            if name not in TOOLS:
+                raise ValueError(f"EnvConfig.tools: unknown tool {name!r}; choose from {sorted(TOOLS)}")
+        positive = ("max_turns", "overview_frames", "crop_min_frames", "crop_max_frames", "max_pixels",
+                    "patch_factor", "max_tool_calls_per_turn", "max_response_chars", "obs_frames", "max_text_chars")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"EnvConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.error_budget < 0:
+            raise ValueError(f"EnvConfig.error_budget must be >= 0, got {self.error_budget}")
+        if self.crop_fps <= 0:
+            raise ValueError(f"EnvConfig.crop_fps must be positive, got {self.crop_fps}")
+        if self.crop_min_frames > self.crop_max_frames:
+            raise ValueError("EnvConfig.crop_min_frames must not exceed crop_max_frames")
+        if self.overview_frames > self.obs_frames:
+            raise ValueError("EnvConfig.overview_frames (+1 prompt frame) must fit in obs_frames")
+
+    def replace(self, **changes: Any) -> "EnvConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "EnvConfig":
+        """Build from keywords, with an error naming any unknown one."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise TypeError(f"unknown env option(s) {unknown}; valid options: {sorted(names)}")
+        if "tools" in kwargs:
+            kwargs["tools"] = tuple(kwargs["tools"])
+        if "obs_frame_size" in kwargs:
+            kwargs["obs_frame_size"] = tuple(kwargs["obs_frame_size"])
+        return cls(**kwargs)

@@ -1,0 +1,190 @@
+"""The `Sample` schema: one visual-prompt video question with its ground truth.
+
+A sample is plain data (JSON-serialisable through :meth:`Sample.to_dict`), so datasets can live in
+JSONL or Parquet files and travel to Ray workers or verl rows unchanged.
+
+Example:
+    >>> s = Sample(id="q1", video="v.mp4", question="What colour is the target?",
+    ...            answer="B", answer_kind="choice", options=["red", "blue"])
+    >>> Sample.from_dict(s.to_dict()) == s
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ANSWER_KINDS = ("choice", "open", "span", "box", "number")
+
+
+class SampleError(ValueError):
+    """A dataset row that does not describe a valid sample; the message names the sample."""
+
+
+@dataclass(frozen=True)
+class VisualPromptSpec:
+    """Where and how the target is marked.
+
+    Attributes:
+        time: presentation time (s) of the frame the prompt is drawn on; ``None`` when unknown
+            (V2P-Bench ships only a pre-rendered image).
+        style: one of :data:`vseek_env.visual_prompts.STYLES`.
+        box: target box ``[x1, y1, x2, y2]`` on that frame, original-video pixels.
+        mask_rle: target mask on that frame (:func:`vseek_env.masks.encode_rle`), optional.
+        image: path of a pre-rendered prompt frame; used instead of rendering when given.
+        seed: seeds colour/thickness/placement variation of the renderer.
+        label: the number drawn by ``set_of_mark``.
+    """
+
+    time: float | None = None
+    style: str = "rectangle"
+    box: tuple[float, float, float, float] | None = None
+    mask_rle: dict | None = None
+    image: str | None = None
+    seed: int = 0
+    label: int = 1
+
+
+@dataclass(frozen=True)
+class Track:
+    """The target's boxes over time (original-video pixels), sorted by time."""
+
+    times: tuple[float, ...] = ()
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+
+    def box_at(self, t: float) -> tuple[float, float, float, float] | None:
+        """The box at the latest track time ``<= t`` (``None`` before the first or if empty)."""
+        best = None
+        for time, box in zip(self.times, self.boxes):
+            if time <= t + 1e-6:
+                best = box
+            else:
+                break
+        return best
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One question about one marked instance in one video.
+
+    ``answer`` is typed by ``answer_kind``: a letter for ``choice``, a string for ``open``, a float
+    for ``number``, ``[start, end]`` seconds for ``span`` and ``[x1, y1, x2, y2]`` (original-video
+    pixels, at ``answer_time``) for ``box``.
+    """
+
+    id: str
+    video: str
+    question: str
+    answer: Any
+    answer_kind: str = "choice"
+    options: tuple[str, ...] = ()
+    prompt: VisualPromptSpec = field(default_factory=VisualPromptSpec)
+    track: Track | None = None
+    evidence: tuple[float, float] | None = None
+    answer_time: float | None = None
+    dimension: str | int | None = None
+    source: str = ""
+    needs_tools: bool | None = None
+    duration: float | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise SampleError("sample has an empty 'id'")
+        if self.answer_kind not in ANSWER_KINDS:
+            raise SampleError(
+                f"sample {self.id!r}: answer_kind {self.answer_kind!r} is not one of {ANSWER_KINDS}"
+            )
+        if self.answer_kind == "choice":
+            letters = option_letters(len(self.options))
+            if not self.options:
+                raise SampleError(f"sample {self.id!r}: a 'choice' sample needs 'options'")
+            if str(self.answer) not in letters:
+                raise SampleError(
+                    f"sample {self.id!r}: answer {self.answer!r} is not one of the option letters {letters}"
+                )
+        if self.answer_kind in ("span", "box"):
+            n = 2 if self.answer_kind == "span" else 4
+            if not _is_number_list(self.answer, n):
+                raise SampleError(f"sample {self.id!r}: a {self.answer_kind!r} answer must be {n} numbers")
+        if self.evidence is not None and not _is_number_list(self.evidence, 2):
+            raise SampleError(f"sample {self.id!r}: 'evidence' must be [start, end] seconds")
+
+    @property
+    def choices_text(self) -> str:
+        """Options formatted as ``A. text`` lines (empty for non-choice samples)."""
+        return "\n".join(f"{letter}. {text}" for letter, text in zip(option_letters(len(self.options)), self.options))
+
+    def video_path(self, root: str | Path | None = None) -> Path:
+        """Absolute path of the video, resolving a relative ``video`` against ``root``."""
+        path = Path(self.video)
+        if not path.is_absolute() and root is not None:
+            path = Path(root) / path
+        return path
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form (tuples become lists)."""
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, row: dict) -> "Sample":
+        """Build a sample from :meth:`to_dict` output; raises :class:`SampleError` naming the row."""
+        if not isinstance(row, dict):
+            raise SampleError(f"a sample row must be a JSON object, got {type(row).__name__}")
+        sample_id = str(row.get("id", "")) or "<missing id>"
+        missing = [key for key in ("id", "video", "question", "answer") if row.get(key) in (None, "")]
+        if missing:
+            raise SampleError(f"sample {sample_id!r} is missing required field(s): {', '.join(missing)}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(row) - known
+        if unknown:
+            raise SampleError(f"sample {sample_id!r} has unknown field(s): {', '.join(sorted(unknown))}")
+        data = dict(row)
+        try:
+            prompt = data.get("prompt") or {}
+            if prompt.get("box") is not None:
+                prompt = {**prompt, "box": tuple(float(v) for v in prompt["box"])}
+            data["prompt"] = VisualPromptSpec(**prompt)
+            if data.get("track"):
+                track = data["track"]
+                data["track"] = Track(
+                    times=tuple(float(t) for t in track.get("times", ())),
+                    boxes=tuple(tuple(float(v) for v in b) for b in track.get("boxes", ())),
+                )
+            for key in ("options",):
+                data[key] = tuple(data.get(key) or ())
+            for key in ("evidence",):
+                if data.get(key) is not None:
+                    data[key] = tuple(float(v) for v in data[key])
+            if data.get("answer_kind") in ("span", "box"):
+                data["answer"] = tuple(float(v) for v in data["answer"])
+            data["id"] = str(data["id"])
+            return cls(**data)
+        except SampleError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise SampleError(f"sample {sample_id!r}: {exc}") from exc
+
+
+def option_letters(n: int) -> tuple[str, ...]:
+    """The first ``n`` option letters: ``option_letters(3) == ('A', 'B', 'C')``."""
+    return tuple(chr(ord("A") + i) for i in range(n))
+
+
+def _is_number_list(value: Any, n: int) -> bool:
+    try:
+        return len(value) == n and all(math.isfinite(float(v)) for v in value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,462 @@
+"""`VideoSeekerEnv`: the one Gymnasium env; the episode state machine.
+
+An episode is one :class:`~vseek_env.data.Sample`. ``reset`` opens its video, renders the visual
+prompt and returns the question with a uniform overview of the video. ``step`` takes the model's
+whole response text, runs its tool calls in order and returns their frames (each labelled with its
+true time) as the next observation, until an ``<answer>`` ends the episode (``terminated``) or the
+turn limit or error budget does (``truncated``). The reward comes at the last step.
+
+Example:
+    >>> import gymnasium as gym, vseek_env                               # doctest: +SKIP
+    >>> env = gym.make("VideoSeeker-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, r, terminated, truncated, info = env.step(
+    ...     '<think>look</think><tool_call>{"name": "crop_video", '
+    ...     '"arguments": {"start_time": 0, "end_time": 4}}</tool_call>')
+    >>> obs, r, terminated, truncated, info = env.step("<think>done</think><answer>A</answer>")
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from PIL import Image
+
+from vseek_env.config import EnvConfig
+from vseek_env.data import Dataset, Sample, load_dataset
+from vseek_env.protocol import (
+    ErrorCode,
+    ProtocolError,
+    build_system_prompt,
+    format_number,
+    format_timestamp_label,
+    parse_response,
+)
+from vseek_env.spaces import UnicodeText
+from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
+from vseek_env.trajectory import ToolRecord, Trajectory, Turn
+from vseek_env.video import FrameCache, Video, VideoError, open_video, smart_resize
+
+IMAGE_PLACEHOLDER = "<image>"
+
+_ANSWER_INSTRUCTIONS = {
+    "choice": "Answer with the letter of the correct option.",
+    "open": "Answer in a few words.",
+    "number": "Answer with a number.",
+    "span": "Answer with the time span as [start, end] in seconds.",
+    "box": "Answer with the target's box as [x1, y1, x2, y2] in pixels of the {w}x{h} video.",
+}
+
+
+class VideoSeekerEnv(gym.Env[dict, str]):
+    """Instance-level video QA with a visual prompt and perception tools.
+
+    Args:
+        dataset: a registered name (``"synth:default"``), a dataset file, or a list of samples.
+        render_mode: ``"rgb_array"`` (the current observation's frames as a labelled grid) or
+            ``"ansi"`` (the transcript so far).
+        frame_cache: the decoded-frame cache to use (default: the process-wide one).
+        config: an :class:`EnvConfig`; or pass its fields as keywords.
+
+    Observation (``spaces.Dict``): ``text`` (the new turn's text; each frame appears as
+    ``<t seconds><image>``), ``frames`` (``obs_frames`` letterboxed frames, zero-padded),
+    ``timestamps`` (their times, ``-1`` padding), ``num_frames``, ``turn``.
+
+    Action: the model's response text (``UnicodeText``).
+
+    ``info`` keys: ``sample_id``, ``turn``, ``messages`` (the turn as chat messages with image
+    arrays), ``frames`` (list of ``{"time", "image", "source"}``), ``parsed``, ``tool_results``,
+    ``errors``, ``error_count``, ``video``, ``state_key`` (and ``cache`` counters with
+    ``diagnostics=True``); at the end ``reward_components``,
+    ``reward_metrics``, ``trajectory``. ``sample`` is the ground truth, for oracles and evaluation only.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        dataset: Any = "synth:default",
+        render_mode: str | None = None,
+        frame_cache: FrameCache | None = None,
+        config: EnvConfig | None = None,
+        **options: Any,
+    ) -> None:
+        from vseek_env.rewards import make_reward  # registers built-in rewards
+
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.config = config.replace(**options) if config is not None else EnvConfig.from_kwargs(**options)
+        self.dataset: Dataset = load_dataset(dataset)
+        self.frame_cache = frame_cache
+        self.tools = {name: get_tool(name) for name in self.config.tools}
+        self.reward_fn = make_reward(self.config.reward)
+        self.system_prompt = build_system_prompt(
+            [tool.prompt_text(self.config.compat_paths) for tool in self.tools.values()]
+        )
+        cfg = self.config
+        h, w = cfg.obs_frame_size
+        self.observation_space = spaces.Dict(
+            {
+                "text": UnicodeText(cfg.max_text_chars),
+                "frames": spaces.Box(0, 255, (cfg.obs_frames, h, w, 3), np.uint8),
+                "timestamps": spaces.Box(-1.0, 1e7, (cfg.obs_frames,), np.float64),
+                "num_frames": spaces.Discrete(cfg.obs_frames + 1),
+                "turn": spaces.Discrete(cfg.max_turns + 1),
+            }
+        )
+        self.action_space = UnicodeText(cfg.max_response_chars)
+        self._video: Video | None = None
+        self._sample: Sample | None = None
+        self._prompt_cache: OrderedDict[str, tuple[np.ndarray, float | None]] = OrderedDict()
+        self._last_frames: list[dict] = []
+        self.trajectory = Trajectory()
+        self.conversation: list[dict] = []
+        self._done = True
+
+    # -- public API ------------------------------------------------------------------------------
+    @property
+    def sample(self) -> Sample | None:
+        """The current episode's sample (ground truth)."""
+        return self._sample
+
+    def tool_schemas(self) -> list[dict]:
+        """OpenAI-style function schemas of the tools this env offers."""
+        return [tool.json_schema(self.config.compat_paths) for tool in self.tools.values()]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"sample_id"}
+        if unknown:
+            raise ValueError(f"reset(options=...) accepts only 'sample_id', got {sorted(unknown)}")
+        self._close_video()
+        skipped: list[dict] = []
+        if "sample_id" in options:
+            sample = self.dataset[str(options["sample_id"])]
+            self._open(sample)
+        else:
+            attempts = len(self.dataset) if self.config.skip_bad_samples else 1
+            for _ in range(attempts):
+                sample = self.dataset.samples[int(self.np_random.integers(len(self.dataset)))]
+                try:
+                    self._open(sample)
+                    break
+                except VideoError as exc:
+                    if not self.config.skip_bad_samples:
+                        raise
+                    skipped.append({"sample_id": sample.id, "error": str(exc)})
+            else:
+                raise VideoError(f"no sample of dataset {self.dataset.name!r} could be opened; last: {skipped[-1]}")
+        self.trajectory = Trajectory()
+        self._error_count = 0
+        self._frames_returned = 0
+        self._turn = 0
+        self._done = False
+
+        sample, video = self._sample, self._video
+        assert sample is not None and video is not None
+        overview = video.read(
+            video.uniform_indices(self.config.overview_frames), max_pixels=self.config.max_pixels, factor=self.config.patch_factor
+        )
+        frames = [{"time": float(t), "image": f, "source": "overview"} for f, t in zip(overview.frames, overview.times)]
+        if self.config.show_prompt_frame:
+            frames.append({"time": self._prompt_time, "image": self._prompt_frame, "source": "prompt"})
+        user_text = self._question_text(sample, video, len(overview.times))
+        parts = [{"type": "text", "text": user_text}]
+        parts += self._frame_parts(frames[: len(overview.times)])
+        if self.config.show_prompt_frame:
+            parts.append({"type": "text", "text": "\nThe visual-prompt frame:"})
+            parts += self._frame_parts(frames[len(overview.times):])
+        else:
+            parts.append({"type": "text", "text": "\nCall view_visual_prompt to see the frame where the target is marked."})
+        messages = [
+            {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]},
+            {"role": "user", "content": parts},
+        ]
+        self.conversation = list(messages)
+        obs = self._observation(messages, frames)
+        info = self._info(messages, frames, parsed=None, tool_results=[], errors=[])
+        if skipped:
+            info["skipped"] = skipped
+        return obs, info
+
+    def step(self, action: str) -> tuple[dict, SupportsFloat, bool, bool, dict]:
+        if self._done:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        cfg = self.config
+        self._turn += 1
+        if not isinstance(action, str):
+            action = "" if action is None else str(action)
+        parsed = parse_response(action, max_chars=cfg.max_response_chars, max_tool_calls=cfg.max_tool_calls_per_turn)
+        turn = Turn(response=action, parsed=parsed, errors=list(parsed.errors))
+        self.trajectory.turns.append(turn)
+        self.conversation.append({"role": "assistant", "content": [{"type": "text", "text": action}]})
+
+        terminated = parsed.answer is not None and not any(e.code == ErrorCode.MULTIPLE_ANSWERS for e in parsed.errors)
+        frames: list[dict] = []
+        messages: list[dict] = []
+        tool_results: list[dict] = []
+        if not terminated:
+            for call in parsed.tool_calls:
+                record, result, text = self._run_tool(call.name, call.arguments)
+                turn.tools.append(record)
+                if not record.ok:
+                    turn.errors.append(ProtocolError(ErrorCode(record.error_code), record.message))
+                call_frames = []
+                if result is not None:
+                    room = cfg.obs_frames - len(frames)
+                    if len(result.times) > room:
+                        text += f" (only the first {room} frames fit in this observation)"
+                    call_frames = [
+                        {"time": float(t), "image": f, "source": call.name}
+                        for f, t in list(zip(result.frames, result.times))[:room]
+                    ]
+                    frames += call_frames
+                tool_results.append({**record.to_dict(), "text": text, "num_frames": len(call_frames)})
+                messages.append(
+                    {"role": "tool", "name": call.name, "content": [{"type": "text", "text": text}] + self._frame_parts(call_frames)}
+                )
+        if turn.errors:
+            self._error_count += 1
+        reward = 0.0
+        truncated = False
+        if terminated:
+            self.trajectory.answer = parsed.answer
+            self.trajectory.terminated = True
+        elif self._error_count > cfg.error_budget or self._turn >= cfg.max_turns:
+            truncated = True
+            self.trajectory.truncated = True
+
+        if not terminated:
+            feedback = self._feedback(list(parsed.errors), truncated)
+            if feedback:
+                messages.append({"role": "user", "content": [{"type": "text", "text": feedback}]})
+        self.conversation += messages
+        if terminated or truncated:
+            self._done = True
+            reward, components, metrics = self.reward_fn(self._sample, self.trajectory)
+        obs = self._observation(messages, frames)
+        info = self._info(messages, frames, parsed=parsed, tool_results=tool_results, errors=turn.errors)
+        if terminated or truncated:
+            info.update(reward_components=components, reward_metrics=metrics, trajectory=self.trajectory)
+        return obs, float(reward), terminated, truncated, info
+
+    def render(self) -> Any:
+        if self.render_mode == "ansi":
+            return self._transcript()
+        if self.render_mode == "rgb_array":
+            return _frame_grid(self._last_frames, self.config.obs_frame_size)
+        return None
+
+    def close(self) -> None:
+        self._close_video()
+        super().close()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _open(self, sample: Sample) -> None:
+        path = self.dataset.video_path(sample)
+        try:
+            video = open_video(path, cache=self.frame_cache)
+        except VideoError as exc:
+            raise VideoError(f"sample {sample.id!r}: {exc}") from exc
+        try:
+            self._prompt_frame, self._prompt_time = self._render_prompt(sample, video)
+        except Exception:
+            video.close()
+            raise
+        self._video, self._sample = video, sample
+
+    def _close_video(self) -> None:
+        if self._video is not None:
+            self._video.close()
+            self._video = None
+
+    def _render_prompt(self, sample: Sample, video: Video) -> tuple[np.ndarray, float | None]:
+        cached = self._prompt_cache.get(sample.id)
+        if cached is not None:
+            self._prompt_cache.move_to_end(sample.id)
+            return cached
+        spec = sample.prompt
+        cfg = self.config
+        if spec.image:
+            path = self.dataset.resolve(spec.image)
+            try:
+                with Image.open(path) as im:
+                    image = np.asarray(im.convert("RGB"))
+            except OSError as exc:
+                raise VideoError(f"sample {sample.id!r}: cannot read visual-prompt image {path}: {exc}") from exc
+            time = spec.time
+        else:
+            if spec.time is None:
+                raise VideoError(f"sample {sample.id!r}: the visual prompt has neither a time nor an image")
+            from vseek_env.masks import decode_rle
+            from vseek_env.visual_prompts import render_visual_prompt
+
+            index = video.index_at(spec.time)
+            batch = video.read([index], max_pixels=None)
+            mask = decode_rle(spec.mask_rle) if spec.mask_rle else None
+            rendered = render_visual_prompt(
+                batch.frames[0], spec.style, box=spec.box, mask=mask, rng=spec.seed, label=spec.label
+            )
+            image, time = rendered.image, float(batch.times[0])
+        h, w = smart_resize(image.shape[0], image.shape[1], max_pixels=cfg.max_pixels, factor=cfg.patch_factor)
+        image = np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
+        image.setflags(write=False)
+        self._prompt_cache[sample.id] = (image, time)
+        if len(self._prompt_cache) > 64:
+            self._prompt_cache.popitem(last=False)
+        return image, time
+
+    def _question_text(self, sample: Sample, video: Video, n_overview: int) -> str:
+        lines = [
+            f"Video: {format_number(video.duration)} seconds, {video.width}x{video.height} pixels. "
+            f"Below are {n_overview} frames sampled uniformly from it.",
+            "",
+            f"Question: {sample.question}",
+        ]
+        if sample.options:
+            lines.append(sample.choices_text)
+        lines.append(_ANSWER_INSTRUCTIONS[sample.answer_kind].format(w=video.width, h=video.height))
+        return "\n".join(lines) + "\n"
+
+    def _run_tool(self, name: str, arguments: dict) -> tuple[ToolRecord, ToolResult | None, str]:
+        tool = self.tools.get(name)
+        if tool is None:
+            msg = f"unknown tool {name!r}; available tools: {', '.join(self.tools) or 'none'}."
+            return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.UNKNOWN_TOOL.value, message=msg), None, f"Error: {msg}"
+        ctx = ToolContext(
+            video=self._video, sample=self._sample, config=self.config, prompt_frame=self._prompt_frame,
+            prompt_time=self._prompt_time, video_name=str(self._sample.video),
+            frame_name=str(self._sample.prompt.image or ""),
+        )
+        try:
+            clean = tool.validate(arguments, ctx)
+        except ToolArgumentError as exc:
+            return ToolRecord(name, arguments, ok=False, error_code=exc.code.value, message=str(exc)), None, f"Error: {exc}"
+        if self._frames_returned >= self.config.max_frames_per_episode:
+            msg = f"the episode's frame budget ({self.config.max_frames_per_episode} frames) is spent; answer now."
+            return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.BUDGET_EXCEEDED.value, message=msg), None, f"Error: {msg}"
+        try:
+            result = tool.run(clean, ctx)
+        except VideoError as exc:
+            msg = f"{name} failed on this video: {exc}"
+            return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.TOOL_FAILED.value, message=msg), None, f"Error: {msg}"
+        room = self.config.max_frames_per_episode - self._frames_returned
+        if len(result.times) > room:
+            result.frames, result.times = result.frames[:room], result.times[:room]
+            result.text += f" (frame budget reached: only {room} frames returned)"
+        self._frames_returned += len(result.times)
+        notes = tool.compat_notes(arguments, ctx)
+        text = " ".join(notes + [result.text])
+        record = ToolRecord(
+            name, clean, ok=True, message=text, window=result.window, times=tuple(float(t) for t in result.times)
+        )
+        return record, result, text
+
+    def _feedback(self, errors: list[ProtocolError], truncated: bool) -> str:
+        lines = [f"Error ({e.code.value}): {e.message}" for e in errors]
+        if truncated:
+            lines.append("The episode has ended without an answer.")
+        elif self._turn == self.config.max_turns - 1:
+            lines.append("This is your last turn: give the final answer now in <answer>...</answer>.")
+        elif errors:
+            left = self.config.error_budget - self._error_count
+            lines.append(f"Fix the response and try again ({left} more failed responses are allowed).")
+        return "\n".join(lines)
+
+    def _frame_parts(self, frames: list[dict]) -> list[dict]:
+        parts: list[dict] = []
+        for frame in frames:
+            label = format_timestamp_label(frame["time"]) if frame["time"] is not None and frame["time"] >= 0 else "<frame>"
+            parts.append({"type": "text", "text": label})
+            parts.append({"type": "image", "image": frame["image"]})
+        return parts
+
+    def _observation(self, messages: list[dict], frames: list[dict]) -> dict:
+        cfg = self.config
+        text = "\n\n".join(_message_text(m) for m in messages)
+        if len(text) > cfg.max_text_chars:
+            text = text[: cfg.max_text_chars - 20] + "\n[text truncated]"
+        h, w = cfg.obs_frame_size
+        out = np.zeros((cfg.obs_frames, h, w, 3), np.uint8)
+        stamps = np.full((cfg.obs_frames,), -1.0)
+        for i, frame in enumerate(frames[: cfg.obs_frames]):
+            out[i] = _letterbox(frame["image"], (h, w))
+            stamps[i] = frame["time"] if frame["time"] is not None and frame["time"] >= 0 else -1.0
+        self._last_frames = frames
+        return {
+            "text": text,
+            "frames": out,
+            "timestamps": stamps,
+            "num_frames": min(len(frames), cfg.obs_frames),
+            "turn": self._turn,
+        }
+
+    def _info(self, messages, frames, *, parsed, tool_results, errors) -> dict:
+        video = self._video
+        info = {
+            "sample_id": self._sample.id,
+            "sample": self._sample,
+            "turn": self._turn,
+            "messages": messages,
+            "frames": frames,
+            "parsed": parsed.to_dict() if parsed is not None else None,
+            "tool_results": tool_results,
+            "errors": [e.to_dict() for e in errors],
+            "error_count": self._error_count,
+            "num_tool_calls": self.trajectory.num_tool_calls,
+            "video": {"duration": video.duration, "width": video.width, "height": video.height, "fps": video.fps},
+            "state_key": self._state_key(),
+        }
+        if self.config.diagnostics:
+            info["cache"] = video.cache.stats()
+        return info
+
+    def _state_key(self) -> tuple:
+        digest = hashlib.sha1("\x1e".join(self.trajectory.responses).encode("utf-8", "surrogatepass")).hexdigest()
+        return (self._sample.id, self._turn, digest)
+
+    def _transcript(self) -> str:
+        return "\n".join(f"[{m['role']}] {_message_text(m)}" for m in self.conversation)
+
+
+def _message_text(message: dict) -> str:
+    """A chat message as text, with each image replaced by ``<image>``."""
+    return "".join(p["text"] if p["type"] == "text" else IMAGE_PLACEHOLDER for p in message["content"])
+
+
+def _letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Fit ``image`` into ``size`` keeping its aspect ratio; nearest-neighbour, centred, black bars."""
+    h, w = size
+    ih, iw = image.shape[:2]
+    scale = min(h / ih, w / iw)
+    nh, nw = max(1, int(ih * scale)), max(1, int(iw * scale))
+    rows = np.minimum((np.arange(nh) / scale).astype(np.int64), ih - 1)
+    cols = np.minimum((np.arange(nw) / scale).astype(np.int64), iw - 1)
+    out = np.zeros((h, w, 3), np.uint8)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out[top : top + nh, left : left + nw] = image[rows][:, cols]
+    return out
+
+
+def _frame_grid(frames: list[dict], size: tuple[int, int], columns: int = 4) -> np.ndarray:
+    """The frames of one observation tiled in a grid, each captioned with its time."""
+    from PIL import ImageDraw
+
+    h, w = size
+    n = max(1, len(frames))
+    rows = (n + columns - 1) // columns
+    canvas = Image.new("RGB", (columns * w, rows * (h + 14)), (0, 0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, frame in enumerate(frames):
+        r, c = divmod(i, columns)
+        canvas.paste(Image.fromarray(_letterbox(frame["image"], size)), (c * w, r * (h + 14) + 14))
+        label = frame["source"] + (f" {format_number(frame['time'])}s" if frame["time"] is not None and frame["time"] >= 0 else "")
+        draw.text((c * w + 2, r * (h + 14) + 1), label, fill=(255, 255, 255))
+    return np.asarray(canvas)

@@ -1,0 +1,265 @@
+"""The response grammar: model text -> think / tool calls / answer / typed errors.
+
+A response is::
+
+    <think>reasoning</think>
+    <tool_call>{"name": "crop_video", "arguments": {"start_time": 3, "end_time": 9}}</tool_call>
+    ...
+    <answer>B</answer>
+
+Parsing never raises. Everything wrong with a response becomes a :class:`ProtocolError` whose
+``code`` is one of :class:`ErrorCode` and whose ``message`` tells the model what to do instead.
+Tag-like text inside ``<think>`` is reasoning, not an action.
+
+Example:
+    >>> r = parse_response('<think>look</think><tool_call>{"name": "view_visual_prompt", '
+    ...                    '"arguments": {}}</tool_call>')
+    >>> [c.name for c in r.tool_calls], r.answer, r.errors
+    (['view_visual_prompt'], None, ())
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ErrorCode(str, enum.Enum):
+    """Why a response (or one tool call in it) could not be acted on."""
+
+    NO_ACTION = "no_action"  # neither a tool call nor an answer
+    MULTIPLE_ANSWERS = "multiple_answers"
+    EMPTY_ANSWER = "empty_answer"
+    UNCLOSED_TAG = "unclosed_tag"
+    INVALID_JSON = "invalid_json"  # tool-call body is not one JSON object
+    BAD_TOOL_CALL = "bad_tool_call"  # JSON, but not {"name": str, "arguments": object}
+    UNKNOWN_TOOL = "unknown_tool"
+    INVALID_ARGUMENTS = "invalid_arguments"  # missing / extra / wrongly typed / non-finite
+    OUT_OF_RANGE = "out_of_range"  # well-typed but outside the video or reversed
+    TOO_MANY_TOOL_CALLS = "too_many_tool_calls"
+    RESPONSE_TOO_LONG = "response_too_long"
+    TOOL_FAILED = "tool_failed"  # the tool itself failed (e.g. an undecodable frame)
+    BUDGET_EXCEEDED = "budget_exceeded"  # an episode-level resource bound was hit
+    TOOL_CALL_WITH_ANSWER = "tool_call_with_answer"  # calls next to an answer are not run
+
+
+@dataclass(frozen=True)
+class ProtocolError:
+    code: ErrorCode
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"code": self.code.value, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedResponse:
+    """What a response asked for. ``errors`` are the response's own (grammar) errors."""
+
+    think: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    answer: str | None = None
+    errors: tuple[ProtocolError, ...] = ()
+    well_formed: bool = False
+    warnings: tuple[ProtocolError, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return {
+            "think": self.think,
+            "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in self.tool_calls],
+            "answer": self.answer,
+            "errors": [e.to_dict() for e in self.errors],
+            "warnings": [w.to_dict() for w in self.warnings],
+            "well_formed": self.well_formed,
+        }
+
+
+_THINK = re.compile(r"<think>(.*?)</think>", re.S)
+_BLOCK = re.compile(r"<(tool_call|answer)>(.*?)</\1>", re.S)
+_OPEN = re.compile(r"<(think|tool_call|answer)>")
+_CLOSE = re.compile(r"</(think|tool_call|answer)>")
+_WELL_FORMED = re.compile(
+    r"\s*<think>(?:(?!</?think>).)*</think>\s*"
+    r"(?:(?:<tool_call>(?:(?!</?tool_call>|</?answer>).)*</tool_call>\s*)+"
+    r"|<answer>(?:(?!</?answer>|</?tool_call>).)*</answer>\s*)",
+    re.S,
+)
+
+
+def is_well_formed(text: str) -> bool:
+    """True when ``text`` is ``<think>..</think>`` then either tool calls only or one answer."""
+    return _WELL_FORMED.fullmatch(text) is not None
+
+
+def parse_response(text: str, *, max_chars: int | None = None, max_tool_calls: int | None = None) -> ParsedResponse:
+    """Split a model response into its parts. Never raises; see :class:`ErrorCode`."""
+    if not isinstance(text, str):
+        return ParsedResponse(errors=(ProtocolError(ErrorCode.NO_ACTION, f"the response must be text, got {type(text).__name__}"),))
+    if max_chars is not None and len(text) > max_chars:
+        return ParsedResponse(
+            errors=(
+                ProtocolError(
+                    ErrorCode.RESPONSE_TOO_LONG,
+                    f"the response has {len(text)} characters; the limit is {max_chars}. Be brief.",
+                ),
+            )
+        )
+    errors: list[ProtocolError] = []
+    warnings: list[ProtocolError] = []
+    think_parts = _THINK.findall(text)
+    body = _THINK.sub(" ", text)
+    if "</think>" in body and "<think>" not in body:
+        # Chat templates that open <think> in the prompt produce responses starting mid-thought.
+        head, body = body.rsplit("</think>", 1)
+        think_parts.insert(0, head)
+    elif "<think>" in body:
+        body, tail = body.split("<think>", 1)
+        think_parts.append(tail)
+        errors.append(ProtocolError(ErrorCode.UNCLOSED_TAG, "<think> is never closed: end reasoning with </think> before acting."))
+    think = "\n".join(p.strip() for p in think_parts) if think_parts else None
+
+    calls: list[ToolCall] = []
+    answers: list[str] = []
+    for kind, content in _BLOCK.findall(body):
+        if kind == "answer":
+            answers.append(content.strip())
+        else:
+            call = _parse_tool_call(content, errors)
+            if call is not None:
+                calls.append(call)
+    remainder = _BLOCK.sub(" ", body)
+    for tag in sorted(set(_OPEN.findall(remainder)) | set(_CLOSE.findall(remainder))):
+        errors.append(ProtocolError(ErrorCode.UNCLOSED_TAG, f"<{tag}> is not matched by </{tag}>: write <{tag}>...</{tag}>."))
+
+    answer = None
+    if len(answers) > 1:
+        errors.append(ProtocolError(ErrorCode.MULTIPLE_ANSWERS, f"found {len(answers)} <answer> blocks; give exactly one."))
+    elif answers:
+        answer = answers[0]
+        if not answer:
+            errors.append(ProtocolError(ErrorCode.EMPTY_ANSWER, "the <answer> block is empty; put your final answer inside it."))
+            answer = None
+        elif calls:
+            warnings.append(
+                ProtocolError(
+                    ErrorCode.TOOL_CALL_WITH_ANSWER,
+                    "tool calls next to an <answer> are not run; the answer ends the episode.",
+                )
+            )
+            calls = []
+    if max_tool_calls is not None and len(calls) > max_tool_calls:
+        errors.append(
+            ProtocolError(
+                ErrorCode.TOO_MANY_TOOL_CALLS,
+                f"{len(calls)} tool calls in one response; at most {max_tool_calls} are run, the rest are dropped.",
+            )
+        )
+        calls = calls[:max_tool_calls]
+    if not calls and answer is None and not any(e.code in _ACTION_ERRORS for e in errors):
+        errors.append(
+            ProtocolError(
+                ErrorCode.NO_ACTION,
+                "no action found: call a tool with <tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call> "
+                "or give the final answer in <answer>...</answer>.",
+            )
+        )
+    return ParsedResponse(
+        think=think,
+        tool_calls=tuple(calls),
+        answer=answer,
+        errors=tuple(errors),
+        well_formed=not errors and is_well_formed(text),
+        warnings=tuple(warnings),
+    )
+
+
+_ACTION_ERRORS = {ErrorCode.INVALID_JSON, ErrorCode.BAD_TOOL_CALL, ErrorCode.MULTIPLE_ANSWERS, ErrorCode.EMPTY_ANSWER}
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicated:
+        raise ValueError(f"duplicated key(s) {duplicated}")
+    return dict(pairs)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_tool_call(content: str, errors: list[ProtocolError]) -> ToolCall | None:
+    snippet = content.strip()
+    shown = snippet if len(snippet) <= 120 else snippet[:117] + "..."
+    try:
+        payload = json.loads(snippet, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        errors.append(
+            ProtocolError(
+                ErrorCode.INVALID_JSON,
+                f"tool call {shown!r} is not one JSON object ({exc}); "
+                "write {\"name\": \"tool_name\", \"arguments\": {...}}.",
+            )
+        )
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+        errors.append(
+            ProtocolError(ErrorCode.BAD_TOOL_CALL, f"tool call {shown!r} needs a string \"name\" and an \"arguments\" object.")
+        )
+        return None
+    arguments = payload.get("arguments", {})
+    if isinstance(arguments, str):  # OpenAI-style: arguments as a JSON string
+        try:
+            arguments = json.loads(arguments or "{}", object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            arguments = None
+    if not isinstance(arguments, dict) or set(payload) - {"name", "arguments"}:
+        errors.append(
+            ProtocolError(
+                ErrorCode.BAD_TOOL_CALL,
+                f"tool call {shown!r} must be exactly {{\"name\": ..., \"arguments\": {{...}}}}.",
+            )
+        )
+        return None
+    return ToolCall(name=payload["name"], arguments=arguments, raw=snippet)
+
+
+def format_number(value: float) -> str:
+    """Seconds as the env prints them everywhere: ``12.0``, ``3.47``."""
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.1f}"
+
+
+def format_timestamp_label(t: float) -> str:
+    """The text label placed before every frame: ``<12.5 seconds>``."""
+    return f"<{format_number(t)} seconds>"
+
+
+def build_system_prompt(tool_prompts: list[str]) -> str:
+    """The instructions every episode starts with: the grammar and each tool's description."""
+    tools = "\n".join(tool_prompts) if tool_prompts else "(no tools: answer directly)"
+    return (
+        "You answer questions about one video. The target of the question is marked with a visual "
+        "prompt on one frame. Think, use the tools to look at the video when the frames you have are "
+        "not enough, then answer.\n\n"
+        "Format every response as\n"
+        "<think>your reasoning</think>\n"
+        "followed by EITHER one or more tool calls\n"
+        '<tool_call>{"name": "TOOL", "arguments": {...}}</tool_call>\n'
+        "OR the final answer\n"
+        "<answer>...</answer>\n\n"
+        "Frames are labelled with their time in the video, e.g. <12.5 seconds>.\n\n"
+        f"Tools:\n{tools}"
+    )
