@@ -189,3 +189,33 @@ def test_malformed_actions_never_raise(small_dataset, start, end, junk):
         assert env.observation_space.contains(obs)
         if terminated or truncated:
             break
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_vector_envs_autoreset_and_keep_unicode_text(small_dataset, asynchronous):
+    from conftest import make_sample
+    from vseek_env.data import Dataset
+
+    ds = Dataset("uni", [make_sample("u0", question="Où va l'objet → ?"), make_sample("u1", answer="C")],
+                 root=small_dataset.root)
+    fns = [lambda: VideoSeekerEnv(dataset=ds) for _ in range(2)]
+    envs = gym.vector.AsyncVectorEnv(fns, shared_memory=False) if asynchronous else gym.vector.SyncVectorEnv(fns)
+    try:
+        obs, info = envs.reset(seed=1)
+        assert all("Où va l'objet → ?" in t or "Which way" in t for t in obs["text"])
+        obs, reward, terminated, truncated, info = envs.step(["<think>a</think><answer>B</answer>", "bad"])
+        assert terminated[0] and not terminated[1] and obs["text"][1].startswith("Error (no_action)")
+        obs, *_ = envs.step(["ignored: this sub-env autoresets", "bad"])
+        assert obs["text"][0].startswith("You answer questions") and obs["num_frames"][0] == 17
+    finally:
+        envs.close()
+
+
+def test_unicode_text_flattens_losslessly():
+    from gymnasium.spaces.utils import flatten, unflatten
+
+    from vseek_env.spaces import UnicodeText
+
+    space = UnicodeText(32)
+    for text in ["", "plain", "Où → 東京 \u202e rtl", "\x00\x01 control"]:
+        assert unflatten(space, flatten(space, text)) == text

@@ -60,3 +60,10 @@ def test_wheel_works_in_a_clean_venv(wheel, tmp_path):
     out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "accuracy" in out.stdout
+
+
+def test_every_subpackage_is_in_the_wheel(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for init in (ROOT / "vseek_env").rglob("__init__.py"):
+        rel = init.relative_to(ROOT).as_posix()
+        assert rel in names, f"{rel} is missing from the wheel: add its package to pyproject.toml"

@@ -32,6 +32,21 @@ def _register() -> None:
 _register()
 
 
+def make_vec(env_id: str = "VideoSeeker-v0", num_envs: int = 2, *, asynchronous: bool = False, **kwargs):
+    """A vector of VideoSeeker envs (``gymnasium.vector``), with autoreset.
+
+    Asynchronous vectors run each env in its own process and pass observations through pipes:
+    Gymnasium's shared memory would freeze the text observation at its first value.
+
+    >>> envs = make_vec("VideoSeeker-tiny-v0", num_envs=2)              # doctest: +SKIP
+    """
+    import gymnasium as gym
+
+    mode = "async" if asynchronous else "sync"
+    vector_kwargs = {"shared_memory": False} if asynchronous else {}
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs)
+
+
 def __getattr__(name: str):
     # Lazy so that `import vseek_env` does not pull in video decoding or PIL.
     if name == "VideoSeekerEnv":
@@ -49,4 +64,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'vseek_env' has no attribute {name!r}")
 
 
-__all__ = ["ENV_IDS", "EnvConfig", "Sample", "VideoSeekerEnv", "load_dataset"]
+__all__ = ["ENV_IDS", "make_vec", "EnvConfig", "Sample", "VideoSeekerEnv", "load_dataset"]

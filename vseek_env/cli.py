@@ -13,6 +13,13 @@ import sys
 COMMAND_MODULES = (
     "vseek_env.commands.demo",
     "vseek_env.commands.synth",
+    "vseek_env.commands.eval",
+    "vseek_env.commands.v2p",
+    "vseek_env.commands.bench",
+    "vseek_env.commands.cache",
+    "vseek_env.commands.export_verl",
+    "vseek_env.commands.rollouts",
+    "vseek_env.commands.pipeline",
 )
 
 

@@ -406,7 +406,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             "turn": self._turn,
             "messages": messages,
             "frames": frames,
-            "parsed": parsed.to_dict() if parsed is not None else None,
+            "parsed": parsed.to_dict() if parsed is not None else {},
             "tool_results": tool_results,
             "errors": [e.to_dict() for e in errors],
             "error_count": self._error_count,

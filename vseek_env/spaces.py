@@ -31,3 +31,26 @@ class UnicodeText(spaces.Text):
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, UnicodeText) and (self.min_length, self.max_length) == (other.min_length, other.max_length)
+
+
+# Gymnasium flattens Text values to indices into the space's charset, which would garble any
+# character outside it; UnicodeText flattens to Unicode code points + 1 (0 is padding).
+# (AsyncVectorEnv's shared memory reads Text observations only once, so VideoSeeker vector envs use
+# shared_memory=False; see vseek_env.make_vec.)
+from gymnasium.spaces.utils import flatten, unflatten  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+@flatten.register(UnicodeText)
+def _flatten_unicode_text(space: UnicodeText, x: str) -> np.ndarray:
+    out = np.zeros(space.max_length, dtype=np.int32)
+    codes = np.frombuffer(x[: space.max_length].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    out[: codes.size] = codes.astype(np.int64) + 1
+    return out
+
+
+@unflatten.register(UnicodeText)
+def _unflatten_unicode_text(space: UnicodeText, x: np.ndarray) -> str:
+    values = np.asarray(x)
+    return (values[values > 0].astype(np.uint32) - 1).tobytes().decode("utf-32-le", "surrogatepass")
