@@ -1,21 +1,34 @@
 """Reward registry and composition.
 
-A reward is a named function ``(sample, trajectory) -> float | RewardOutput`` with a documented
-range. A :class:`CompositeReward` is a weighted list of them; zero-weight terms are computed and
-reported but not summed.
+A reward is a named function ``fn(sample, trajectory, **options) -> float | RewardOutput`` with a
+documented range; its keyword-only parameters are its options. A :class:`CompositeReward` is a
+weighted list of rewards; zero-weight terms are computed and reported but not summed.
+
+Reward specs, as accepted by :func:`make_reward` and the env's ``reward=`` option:
+
+- a preset name: ``"paper"`` (see :data:`PRESETS`), or one reward name: ``"accuracy"``;
+- ``{name: weight}``: ``{"accuracy": 1.0, "format": 0.2, "crop_iou": 0.0}``;
+- ``{name: {"weight": w, **options}}``: ``{"parsimony": {"weight": 0.05, "lam": 0.2}}``;
+- a ``"preset"`` key as the base, the other keys overriding or adding terms (the weight of an
+  overridden term defaults to the preset's): ``{"preset": "paper", "accuracy": {"judge": True}}``.
+
+Custom rewards register with :func:`register_reward` or through the ``vseek_env.rewards``
+entry-point group (loaded lazily, by name, the first time a name is asked for).
 
 Example:
     >>> from vseek_env.rewards import register_reward, make_reward
     >>> @register_reward("answered", range=(0.0, 1.0))
     ... def answered(sample, trajectory):
     ...     return float(trajectory.answer is not None)
-    >>> make_reward({"answered": 1.0}).names
-    ('answered',)
+    >>> make_reward({"preset": "paper", "answered": 0.0}).names
+    ('accuracy', 'format', 'parsimony', 'answered')
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import threading
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Mapping
@@ -33,89 +46,161 @@ class RewardOutput:
 
 @dataclass(frozen=True)
 class RewardSpec:
+    """A registered reward: its function, range and options (the function's keyword-only parameters)."""
+
     name: str
     fn: Callable[..., Any]
     range: tuple[float, float] = (0.0, 1.0)
     description: str = ""
+    validate: Callable[[dict], None] | None = None
 
-    def __call__(self, sample, trajectory) -> RewardOutput:
-        out = self.fn(sample, trajectory)
+    @property
+    def options(self) -> dict[str, Any]:
+        """Option names and defaults."""
+        params = inspect.signature(self.fn).parameters.values()
+        return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raise a clear error for unknown or invalid options."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            valid = ", ".join(sorted(self.options)) or "none"
+            raise TypeError(f"reward {self.name!r} has no option(s) {unknown}; its options: {valid}")
+        if self.validate is not None:
+            self.validate(dict(options))
+
+    def __call__(self, sample, trajectory, **options: Any) -> RewardOutput:
+        out = self.fn(sample, trajectory, **options)
         if not isinstance(out, RewardOutput):
             out = RewardOutput(float(out))
+        out.value = float(out.value)
         lo, hi = self.range
         if not (math.isfinite(out.value) and lo - 1e-9 <= out.value <= hi + 1e-9):
-            raise ValueError(f"reward {self.name!r} returned {out.value}, outside its range [{lo}, {hi}]")
+            raise ValueError(
+                f"reward {self.name!r} ({getattr(self.fn, '__module__', '?')}) returned {out.value} for sample "
+                f"{getattr(sample, 'id', '?')!r}, outside its declared range [{lo}, {hi}]"
+            )
         return out
 
 
 _REGISTRY: dict[str, RewardSpec] = {}
-_entry_points_loaded = False
+_LOCK = threading.RLock()
+RESERVED_NAMES = frozenset({"preset", "weight"})
 
 
-def register_reward(name: str, *, range: tuple[float, float] = (0.0, 1.0), description: str = "") -> Callable:
-    """Decorator registering ``fn(sample, trajectory)`` as reward ``name``."""
+def register_reward(
+    name: str,
+    *,
+    range: tuple[float, float] = (0.0, 1.0),
+    description: str = "",
+    validate: Callable[[dict], None] | None = None,
+) -> Callable:
+    """Decorator registering ``fn(sample, trajectory, **options)`` as reward ``name``.
+
+    ``range`` is checked on every call; ``validate(options)`` (optional) rejects bad option values
+    when a composite is built, before any episode runs.
+    """
+    if not isinstance(name, str) or not name or name in RESERVED_NAMES:
+        raise ValueError(f"reward name must be a non-empty string other than {sorted(RESERVED_NAMES)}, got {name!r}")
+    lo, hi = (float(v) for v in range)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"reward {name!r}: range must be finite (lo, hi) with lo <= hi, got {range!r}")
 
     def decorate(fn: Callable) -> Callable:
-        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
-            raise ValueError(f"a reward named {name!r} is already registered ({_REGISTRY[name].fn.__module__})")
-        _REGISTRY[name] = RewardSpec(name, fn, tuple(range), description or (fn.__doc__ or "").strip().split("\n")[0])
+        with _LOCK:
+            if name in _REGISTRY and _REGISTRY[name].fn is not fn:
+                raise ValueError(f"a reward named {name!r} is already registered ({_REGISTRY[name].fn.__module__})")
+            doc = description or (fn.__doc__ or "").strip().split("\n")[0]
+            _REGISTRY[name] = RewardSpec(name, fn, (lo, hi), doc, validate)
         return fn
 
     return decorate
 
 
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load_entry_point(name: str) -> None:
+    ep = _entry_points().get(name)
+    if ep is None:
         return
-    _entry_points_loaded = True
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY:
-            continue
+    try:
         obj = ep.load()  # importing the module may already register it by decorator
-        if ep.name not in _REGISTRY:
-            if isinstance(obj, RewardSpec):
-                _REGISTRY[ep.name] = obj
-            elif callable(obj):
-                register_reward(ep.name)(obj)
+    except Exception as exc:
+        dist = getattr(getattr(ep, "dist", None), "name", "?")
+        raise ImportError(f"reward plugin {name!r} = {ep.value!r} (distribution {dist}) failed to load: {exc}") from exc
+    with _LOCK:
+        if name in _REGISTRY:
+            return
+        if isinstance(obj, RewardSpec):
+            _REGISTRY[name] = RewardSpec(name, obj.fn, obj.range, obj.description, obj.validate)
+        elif callable(obj):
+            register_reward(name)(obj)
+        else:
+            raise TypeError(f"reward plugin {name!r} = {ep.value!r} is neither a function nor a RewardSpec")
 
 
 def get_reward(name: str) -> RewardSpec:
     """The reward registered as ``name`` (built-in, decorator or entry point)."""
     if name not in _REGISTRY:
-        _load_entry_points()
+        _load_entry_point(name)
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown reward {name!r}; registered rewards: {available_rewards()}") from None
+        raise KeyError(
+            f"unknown reward {name!r}; registered rewards: {available_rewards()}, presets: {sorted(PRESETS)}"
+        ) from None
 
 
 def available_rewards() -> list[str]:
-    _load_entry_points()
-    return sorted(_REGISTRY)
+    """Names of every registered reward plus the installed plugins (not imported until used)."""
+    return sorted(set(_REGISTRY) | set(_entry_points()))
 
 
 PRESETS: dict[str, dict[str, float]] = {
     # The paper's mix (VideoSeeker §3.3): 0.8 accuracy + 0.15 format + 0.05 parsimony.
     "paper": {"accuracy": 0.8, "format": 0.15, "parsimony": 0.05},
-    # What the paper's released code actually optimises.
+    # What the paper's released code actually optimises (verl/custom_rewards/vl_agent_v2p.py).
     "paper_code": {"accuracy": 0.8, "format": 0.2},
     "accuracy": {"accuracy": 1.0},
+    # The paper's mix plus the grounding terms, logged but not summed.
+    "paper_logged": {"accuracy": 0.8, "format": 0.15, "parsimony": 0.05,
+                     "crop_iou": 0.0, "temporal_iou": 0.0, "spatial_iou": 0.0},
 }
 
 
 class CompositeReward:
     """A weighted sum of named rewards. Zero-weight terms are reported, not summed.
 
-    Calling it returns ``(total, components, metrics)`` where ``components`` maps every term name
-    to its unweighted value.
+    Calling it returns ``(total, components, metrics)``: ``components`` maps every term to its
+    unweighted value, ``metrics`` holds each term's metrics as ``"term/key"``.
+
+    >>> r = CompositeReward({"format": 0.5, "parsimony": 0.0}, options={"parsimony": {"lam": 0.2}})
+    >>> r.weights, r.options
+    ({'format': 0.5, 'parsimony': 0.0}, {'format': {}, 'parsimony': {'lam': 0.2}})
     """
 
-    def __init__(self, weights: Mapping[str, float]) -> None:
+    def __init__(self, weights: Mapping[str, float], options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         if not weights:
             raise ValueError("a composite reward needs at least one term")
-        self.weights = {name: float(w) for name, w in weights.items()}
+        options = dict(options or {})
+        stray = sorted(set(options) - set(weights))
+        if stray:
+            raise ValueError(f"options given for reward(s) {stray} that have no weight")
+        self.weights: dict[str, float] = {}
+        for name, w in weights.items():
+            try:
+                w = float(w)
+            except (TypeError, ValueError):
+                raise TypeError(f"weight of reward {name!r} must be a number, got {w!r}") from None
+            if not math.isfinite(w):
+                raise ValueError(f"weight of reward {name!r} must be finite, got {w}")
+            self.weights[name] = w
         self.specs = {name: get_reward(name) for name in self.weights}
+        self.options = {name: dict(options.get(name) or {}) for name in self.weights}
+        for name, spec in self.specs.items():
+            spec.check_options(self.options[name])
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -123,34 +208,63 @@ class CompositeReward:
 
     @property
     def range(self) -> tuple[float, float]:
-        lo = sum(min(w * s.range[0], w * s.range[1]) for w, s in zip(self.weights.values(), self.specs.values()))
-        hi = sum(max(w * s.range[0], w * s.range[1]) for w, s in zip(self.weights.values(), self.specs.values()))
-        return lo, hi
+        """Bounds of the total, from the terms' declared ranges."""
+        pairs = [(w * s.range[0], w * s.range[1]) for w, s in zip(self.weights.values(), self.specs.values())]
+        return sum(min(p) for p in pairs), sum(max(p) for p in pairs)
 
     def __call__(self, sample, trajectory) -> tuple[float, dict[str, float], dict[str, Any]]:
         components: dict[str, float] = {}
         metrics: dict[str, Any] = {}
         total = 0.0
         for name, spec in self.specs.items():
-            out = spec(sample, trajectory)
+            out = spec(sample, trajectory, **self.options[name])
             components[name] = out.value
             metrics.update({f"{name}/{k}": v for k, v in out.metrics.items()})
             if self.weights[name] != 0.0:
                 total += self.weights[name] * out.value
         return total, components, metrics
 
+    def to_spec(self) -> dict[str, Any]:
+        """A spec :func:`make_reward` rebuilds this composite from (JSON-serialisable if the options are)."""
+        return {n: ({"weight": w, **self.options[n]} if self.options[n] else w) for n, w in self.weights.items()}
+
     def __repr__(self) -> str:
-        return f"CompositeReward({self.weights})"
+        return f"CompositeReward({self.to_spec()})"
 
 
 def make_reward(spec: Any) -> CompositeReward:
-    """A preset name, a ``{name: weight}`` dict, a single reward name, or a CompositeReward."""
+    """A :class:`CompositeReward` from a preset name, a reward name, a spec dict, or a CompositeReward.
+
+    See the module docstring for the spec forms.
+    """
     if isinstance(spec, CompositeReward):
         return spec
     if isinstance(spec, str):
         if spec in PRESETS:
             return CompositeReward(PRESETS[spec])
+        get_reward(spec)  # a clear error naming presets and rewards
         return CompositeReward({spec: 1.0})
     if isinstance(spec, Mapping):
-        return CompositeReward(spec)
-    raise TypeError(f"reward must be a preset name {sorted(PRESETS)}, a reward name or a {{name: weight}} dict, got {spec!r}")
+        spec = dict(spec)
+        weights: dict[str, float] = {}
+        if "preset" in spec:
+            preset = spec.pop("preset")
+            if preset not in PRESETS:
+                raise KeyError(f"unknown reward preset {preset!r}; presets: {sorted(PRESETS)}")
+            weights.update(PRESETS[preset])
+        options: dict[str, dict[str, Any]] = {}
+        for name, value in spec.items():
+            if isinstance(value, Mapping):
+                value = dict(value)
+                if "weight" in value:
+                    weights[name] = value.pop("weight")
+                elif name not in weights:
+                    raise ValueError(f"reward {name!r}: give a 'weight' in {{'weight': w, ...options}}")
+                options[name] = value
+            else:
+                weights[name] = value
+        return CompositeReward(weights, options)
+    raise TypeError(
+        f"reward must be a preset name {sorted(PRESETS)}, a reward name, a spec dict "
+        f"({{name: weight}} or {{name: {{'weight': w, **options}}}}) or a CompositeReward, got {spec!r}"
+    )

@@ -77,3 +77,36 @@ def write_indexed_video(
         for packet in stream.encode():
             container.mux(packet)
     return [round(t * 1000) / 1000 for t in times]
+
+
+def remux(src: Path, dst: Path, *, options: dict | None = None) -> Path:
+    """Copy the video stream of ``src`` into ``dst`` without re-encoding (container from the suffix).
+
+    ``options={"movflags": "faststart"}`` puts an mp4's index first, so a truncated copy still opens
+    and over-reports its frames (the case that hangs decord, dmlc/decord#373).
+    """
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options or {}) as out:
+        istream = inp.streams.video[0]
+        ostream = out.add_stream_from_template(istream)
+        for packet in inp.demux(istream):
+            if packet.dts is None:
+                continue
+            packet.stream = ostream
+            out.mux(packet)
+    return dst
+
+
+def truncated_copy(src: Path, dst: Path, fraction: float) -> Path:
+    """The first ``fraction`` of ``src``'s bytes, as a download cut short would leave it."""
+    data = Path(src).read_bytes()
+    Path(dst).write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+def corrupted_copy(src: Path, dst: Path, *, start: float = 0.3, length: int = 4096, seed: int = 0) -> Path:
+    """``src`` with ``length`` random bytes written over it at ``start`` (a fraction of its size)."""
+    data = bytearray(Path(src).read_bytes())
+    at = int(len(data) * start)
+    data[at : at + length] = np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8).tobytes()
+    Path(dst).write_bytes(bytes(data))
+    return dst

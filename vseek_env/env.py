@@ -64,8 +64,9 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         config: an :class:`EnvConfig`; or pass its fields as keywords.
 
     Observation (``spaces.Dict``): ``text`` (the new turn's text; each frame appears as
-    ``<t seconds><image>``), ``frames`` (``obs_frames`` letterboxed frames, zero-padded),
-    ``timestamps`` (their times, ``-1`` padding), ``num_frames``, ``turn``.
+    ``<t seconds><image>``), ``frames`` (the turn's frames letterboxed to ``obs_frame_size``,
+    stacked: shape ``(num_frames, h, w, 3)``), ``timestamps`` (their times, padded to
+    ``obs_frames`` with ``-1``), ``num_frames``, ``turn``.
 
     Action: the model's response text (``UnicodeText``).
 
@@ -104,7 +105,9 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         self.observation_space = spaces.Dict(
             {
                 "text": UnicodeText(cfg.max_text_chars),
-                "frames": spaces.Box(0, 255, (cfg.obs_frames, h, w, 3), np.uint8),
+                # Variable length (stacked): a fixed (obs_frames, h, w, 3) array would cost a 10 MB
+                # allocation per step for observations that mostly carry a few frames.
+                "frames": spaces.Sequence(spaces.Box(0, 255, (h, w, 3), np.uint8), stack=True),
                 "timestamps": spaces.Box(-1.0, 1e7, (cfg.obs_frames,), np.float64),
                 "num_frames": spaces.Discrete(cfg.obs_frames + 1),
                 "turn": spaces.Discrete(cfg.max_turns + 1),
@@ -164,9 +167,12 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         overview = video.read(
             video.uniform_indices(self.config.overview_frames), max_pixels=self.config.max_pixels, factor=self.config.patch_factor
         )
-        frames = [{"time": float(t), "image": f, "source": "overview"} for f, t in zip(overview.frames, overview.times)]
+        frames = [
+            {"time": float(t), "image": f, "source": "overview", "index": int(i)}
+            for f, t, i in zip(overview.frames, overview.times, overview.indices)
+        ]
         if self.config.show_prompt_frame:
-            frames.append({"time": self._prompt_time, "image": self._prompt_frame, "source": "prompt"})
+            frames.append({"time": self._prompt_time, "image": self._prompt_frame, "source": "prompt", "index": None})
         user_text = self._question_text(sample, video, len(overview.times))
         parts = [{"type": "text", "text": user_text}]
         parts += self._frame_parts(frames[: len(overview.times)])
@@ -213,9 +219,10 @@ class VideoSeekerEnv(gym.Env[dict, str]):
                     room = cfg.obs_frames - len(frames)
                     if len(result.times) > room:
                         text += f" (only the first {room} frames fit in this observation)"
+                    indices = result.indices if result.indices is not None else [None] * len(result.times)
                     call_frames = [
-                        {"time": float(t), "image": f, "source": call.name}
-                        for f, t in list(zip(result.frames, result.times))[:room]
+                        {"time": float(t), "image": f, "source": call.name, "index": None if i is None else int(i)}
+                        for f, t, i in list(zip(result.frames, result.times, indices))[:room]
                     ]
                     frames += call_frames
                 tool_results.append({**record.to_dict(), "text": text, "num_frames": len(call_frames)})
@@ -384,19 +391,36 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         if len(text) > cfg.max_text_chars:
             text = text[: cfg.max_text_chars - 20] + "\n[text truncated]"
         h, w = cfg.obs_frame_size
-        out = np.zeros((cfg.obs_frames, h, w, 3), np.uint8)
+        shown = frames[: cfg.obs_frames]
+        if shown:
+            thumbs = np.stack([self._thumbnail(frame) for frame in shown])
+        else:
+            thumbs = np.zeros((0, h, w, 3), np.uint8)
         stamps = np.full((cfg.obs_frames,), -1.0)
-        for i, frame in enumerate(frames[: cfg.obs_frames]):
-            out[i] = _letterbox(frame["image"], (h, w))
+        for i, frame in enumerate(shown):
             stamps[i] = frame["time"] if frame["time"] is not None and frame["time"] >= 0 else -1.0
         self._last_frames = frames
         return {
             "text": text,
-            "frames": out,
+            "frames": thumbs,
             "timestamps": stamps,
             "num_frames": min(len(frames), cfg.obs_frames),
             "turn": self._turn,
         }
+
+    def _thumbnail(self, frame: dict) -> np.ndarray:
+        """The frame letterboxed to ``obs_frame_size``; video frames' thumbnails are cached with them,
+        so the rollouts of a GRPO group letterbox each frame once."""
+        size = self.config.obs_frame_size
+        if frame.get("index") is None or self._video is None:
+            return _letterbox(frame["image"], size)
+        cache = self._video.cache
+        key = (*self._video.key, frame["index"], ("letterbox", *frame["image"].shape[:2], *size))
+        thumb = cache.get(key)
+        if thumb is None:
+            thumb = _letterbox(frame["image"], size)
+            cache.put(key, thumb)
+        return thumb
 
     def _info(self, messages, frames, *, parsed, tool_results, errors) -> dict:
         video = self._video
@@ -437,11 +461,10 @@ def _letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     ih, iw = image.shape[:2]
     scale = min(h / ih, w / iw)
     nh, nw = max(1, int(ih * scale)), max(1, int(iw * scale))
-    rows = np.minimum((np.arange(nh) / scale).astype(np.int64), ih - 1)
-    cols = np.minimum((np.arange(nw) / scale).astype(np.int64), iw - 1)
     out = np.zeros((h, w, 3), np.uint8)
     top, left = (h - nh) // 2, (w - nw) // 2
-    out[top : top + nh, left : left + nw] = image[rows][:, cols]
+    out[top : top + nh, left : left + nw] = np.asarray(Image.fromarray(image).resize((nw, nh), Image.NEAREST))
+    out.setflags(write=False)
     return out
 
 

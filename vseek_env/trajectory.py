@@ -7,6 +7,7 @@ The env appends one :class:`Turn` per ``step``; rewards are functions of ``(Samp
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -79,19 +80,66 @@ class Trajectory:
         }
 
 
-_ASSISTANT_SPLIT = re.compile(r"<\|im_start\|>assistant\n?(.*?)(?:<\|im_end\|>|$)", re.S)
+_CHATML_TURN = re.compile(r"<\|im_start\|>(\w+)\n?(.*?)(?=<\|im_start\|>|$)", re.S)
+# verl decodes responses with skip_special_tokens=True, which leaves ChatML role names on their own lines.
+_BARE_ROLE = re.compile(r"(?:^|\n)(system|user|assistant|tool)\n")
+_TOOL_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.S)
+_END = re.compile(r"<\|im_end\|>|<\|endoftext\|>")
+
+
+def split_transcript(text: str) -> list[tuple[str, str]]:
+    r"""``(role, content)`` turns of a decoded chat transcript; plain text is one assistant turn.
+
+    Accepts ChatML with its markers (``<|im_start|>assistant ...<|im_end|>``), the same with the
+    markers stripped (verl decodes with ``skip_special_tokens=True``), and a single response. Text
+    before the first role header is the assistant's: in verl the first ``<|im_start|>assistant``
+    belongs to the prompt, not the response.
+
+    >>> split_transcript("<think>a</think><tool_call>{}</tool_call>\nuser\n<tool_response>ok</tool_response>\nassistant\n<answer>B</answer>")
+    [('assistant', '<think>a</think><tool_call>{}</tool_call>'), ('user', '<tool_response>ok</tool_response>'), ('assistant', '<answer>B</answer>')]
+    """
+    if "<|im_start|>" in text:
+        head, _, rest = text.partition("<|im_start|>")
+        turns = [("assistant", head)] if _END.sub("", head).strip() else []
+        turns += [(role, body) for role, body in _CHATML_TURN.findall("<|im_start|>" + rest)]
+    else:
+        pieces = _BARE_ROLE.split(text)
+        turns = [("assistant", pieces[0])] if pieces[0].strip() else []
+        turns += list(zip(pieces[1::2], pieces[2::2]))
+    return [(role, _END.sub("", body).strip()) for role, body in turns]
 
 
 def trajectory_from_text(text: str, responses: list[str] | None = None) -> Trajectory:
-    """Rebuild a trajectory from model responses, or from a decoded chat transcript.
+    r"""Rebuild a trajectory from model responses, or from a decoded chat transcript.
 
-    Tool results are not recoverable from text, so tool records carry the requested arguments and
-    ``ok=True`` (as in verl's stock reward path); the answer is the last turn's answer.
+    Tool results are not recoverable from text: a call counts as run (``ok=True``) unless the tool
+    message answering it starts with ``Error`` (the env's and the verl tool adapters' failure text).
+    The answer is the last assistant turn's answer, and only if that turn ends the episode.
+
+    >>> t = trajectory_from_text('<think>x</think><tool_call>{"name": "crop_video", "arguments": '
+    ...                          '{"start_time": 1, "end_time": 3}}</tool_call>\nuser\n<tool_response>Error: no'
+    ...                          '</tool_response>\nassistant\n<think>y</think><answer>B</answer>')
+    >>> t.answer, t.num_tool_calls, len(t.tool_calls), t.tool_calls[0].window
+    ('B', 0, 1, None)
     """
-    if responses is None:
-        responses = _ASSISTANT_SPLIT.findall(text) or [text]
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    turns = [("assistant", r) for r in responses] if responses is not None else split_transcript(text)
     traj = Trajectory()
-    for response in responses:
+    pending: list[ToolRecord] = []  # the last assistant turn's records, awaiting tool responses
+    for role, content in turns:
+        if role != "assistant":
+            replies = _TOOL_RESPONSE.findall(content) or [content]
+            for i, reply in enumerate(replies[: len(pending)]):
+                if reply.strip().startswith("Error"):
+                    rec = pending[i]
+                    pending[i] = ToolRecord(rec.name, rec.arguments, ok=False, error_code="tool_failed",
+                                            message=reply.strip()[:200], window=None)
+            if traj.turns and pending:
+                traj.turns[-1].tools[:] = pending
+            pending = []
+            continue
+        response = _TOOL_RESPONSE.sub("", content) if responses is None else content
         parsed = parse_response(response)
         records = []
         for call in parsed.tool_calls:
@@ -101,8 +149,11 @@ def trajectory_from_text(text: str, responses: list[str] | None = None) -> Traje
                     window = (float(call.arguments["start_time"]), float(call.arguments["end_time"]))
                 except (KeyError, TypeError, ValueError):
                     window = None
+                if window is not None and not (math.isfinite(window[0]) and math.isfinite(window[1]) and window[0] < window[1]):
+                    window = None  # the env would have rejected it as out of range
             records.append(ToolRecord(name=call.name, arguments=call.arguments, ok=True, window=window))
         traj.turns.append(Turn(response=response, parsed=parsed, tools=records, errors=list(parsed.errors)))
+        pending = list(records)
     if traj.turns and traj.turns[-1].parsed.answer is not None:
         traj.answer = traj.turns[-1].parsed.answer
         traj.terminated = True

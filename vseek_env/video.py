@@ -4,11 +4,23 @@ Every tool reads video through :class:`Video`, never through a decoder directly,
 in one place:
 
 * a frame's time is its presentation timestamp (PTS) read from the stream, never ``index / fps``;
+  times are relative to the first frame, which is shown at 0.0;
 * the frame shown at time ``t`` is the last frame whose PTS is ``<= t``;
 * frames are resized at decode time to a Qwen-style pixel budget (both sides a multiple of
-  ``factor``), so nothing decodes at full resolution only to be thrown away;
-* decoded frames land in a process-wide, byte-bounded LRU :class:`FrameCache`, so the 8 rollouts of
-  a GRPO group that re-read one video decode each frame once.
+  ``factor``); only the requested frames are converted to RGB, and frames nobody references
+  (non-reference B-frames between two requested frames) are not decoded at all;
+* decoded frames land in a process-wide, byte-bounded LRU :class:`FrameCache`, and the stream
+  metadata in a small process-wide table, so the 8 rollouts of a GRPO group that re-read one
+  video probe it once and decode each frame once;
+* when an on-disk frame store (:mod:`vseek_env.frame_store`, ``vseek cache build``) holds a video,
+  its metadata and frames are read from there, decoding only what the store lacks.
+
+Backend: PyAV (FFmpeg). A container is opened per decode call and closed before it returns, so a
+``Video`` holds no decoder between calls: no handles leak, threads never share a decoder, and a
+``Video`` survives ``fork``. Every decode call runs under a deadline (``VSEEK_DECODE_TIMEOUT``
+seconds, default 60), so a broken file gives a :class:`VideoError` naming it instead of a hang.
+(decord2 and decord 0.6.0 were measured too: both exact on our test videos, but about 2x slower on
+this access pattern, with no way to bound a hung decode; see ARCHITECTURE.md "Decoder choice".)
 
 Example:
     >>> with open_video("clip.mp4") as video:                      # doctest: +SKIP
@@ -21,15 +33,20 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 DEFAULT_MAX_PIXELS = 336 * 336
 DEFAULT_MIN_PIXELS = 28 * 28
 DEFAULT_FACTOR = 28
+# swscale filter used for the budgeted resize; bicubic matches Qwen's processor
+RESIZE_INTERPOLATION = "BICUBIC"
 
 
 class VideoError(RuntimeError):
@@ -75,8 +92,12 @@ def smart_resize(
     return h, w
 
 
+# -- frame cache -----------------------------------------------------------------------------------
 class FrameCache:
     """A thread-safe LRU of decoded frames bounded in bytes, with hit/miss counters.
+
+    Keys are ``(video key, frame index, (h, w))``; the video key holds the resolved path, mtime
+    and size, so an edited file never serves stale frames. Cached arrays are read-only.
 
     >>> cache = FrameCache(max_bytes=1 << 20)
     >>> cache.get(("v", 0)) is None
@@ -92,6 +113,9 @@ class FrameCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.decoded = 0  # frames produced by a decoder (not the store) on behalf of this cache
+        self.store_reads = 0  # frames read from the on-disk frame store
+        self.evictions = 0
 
     def get(self, key: tuple) -> np.ndarray | None:
         with self._lock:
@@ -116,71 +140,430 @@ class FrameCache:
             while self._bytes > self.max_bytes:
                 _, evicted = self._items.popitem(last=False)
                 self._bytes -= evicted.nbytes
+                self.evictions += 1
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     @property
     def nbytes(self) -> int:
         return self._bytes
 
     def stats(self) -> dict:
-        """Counters for ``info``: hits, misses, bytes held and the cap."""
-        return {"hits": self.hits, "misses": self.misses, "bytes": self._bytes, "max_bytes": self.max_bytes}
+        """Counters for ``info``: hits, misses, frames decoded / read from the store, bytes held, the cap."""
+        with self._lock:
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "decoded": self.decoded,
+                "store_reads": self.store_reads,
+                "evictions": self.evictions,
+                "frames": len(self._items),
+                "bytes": self._bytes,
+                "max_bytes": self.max_bytes,
+            }
 
     def clear(self) -> None:
+        """Drop every frame and reset the counters."""
         with self._lock:
             self._items.clear()
             self._bytes = 0
+            self.hits = self.misses = self.decoded = self.store_reads = self.evictions = 0
 
 
 _DEFAULT_CACHE: FrameCache | None = None
+_DEFAULT_CACHE_LOCK = threading.Lock()
 
 
 def default_frame_cache() -> FrameCache:
     """The process-wide cache (size from ``VSEEK_FRAME_CACHE_MB``, default 512 MiB)."""
     global _DEFAULT_CACHE
-    if _DEFAULT_CACHE is None:
-        _DEFAULT_CACHE = FrameCache(int(float(os.environ.get("VSEEK_FRAME_CACHE_MB", "512")) * (1 << 20)))
-    return _DEFAULT_CACHE
+    with _DEFAULT_CACHE_LOCK:
+        if _DEFAULT_CACHE is None:
+            mb = os.environ.get("VSEEK_FRAME_CACHE_MB", "512")
+            try:
+                size = int(float(mb) * (1 << 20))
+            except ValueError:
+                raise ValueError(f"VSEEK_FRAME_CACHE_MB must be a number of MiB, got {mb!r}") from None
+            _DEFAULT_CACHE = FrameCache(size)
+        return _DEFAULT_CACHE
 
 
+# -- stream metadata ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoMeta:
+    """What a probe learns about a video stream; enough to map times to frames and seek exactly.
+
+    ``pts`` are the frames' presentation timestamps in ``time_base`` units, sorted (presentation
+    order); ``key_pts`` those of the keyframes. ``frame_times`` = ``(pts - pts[0]) * time_base``.
+    """
+
+    key: tuple  # (resolved path, mtime_ns, size)
+    width: int
+    height: int
+    duration: float
+    pts: np.ndarray
+    key_pts: np.ndarray
+    time_base: Fraction
+    frame_times: np.ndarray = field(repr=False)
+    codec: str = ""
+    pts_reliable: bool = True  # False when packets carry no PTS (some AVI): decode order is used
+
+    def to_dict(self) -> dict:
+        return {
+            "width": self.width, "height": self.height, "duration": self.duration,
+            "pts": self.pts.tolist(), "key_pts": self.key_pts.tolist(),
+            "time_base": [self.time_base.numerator, self.time_base.denominator],
+            "codec": self.codec, "pts_reliable": self.pts_reliable,
+        }
+
+    @classmethod
+    def from_dict(cls, key: tuple, data: dict) -> "VideoMeta":
+        pts = np.asarray(data["pts"], dtype=np.int64)
+        tb = Fraction(*data["time_base"])
+        return cls(
+            key=key, width=int(data["width"]), height=int(data["height"]), duration=float(data["duration"]),
+            pts=pts, key_pts=np.asarray(data["key_pts"], dtype=np.int64), time_base=tb,
+            frame_times=_times_from_pts(pts, tb), codec=str(data.get("codec", "")),
+            pts_reliable=bool(data.get("pts_reliable", True)),
+        )
+
+
+def _times_from_pts(pts: np.ndarray, time_base: Fraction) -> np.ndarray:
+    # exact rational arithmetic, then rounded to the microsecond so 0.9 s reads as 0.9
+    return np.round((pts - pts[0]).astype(np.float64) * (time_base.numerator / time_base.denominator), 6)
+
+
+def decode_timeout() -> float:
+    """Seconds one open or decode call may take (``VSEEK_DECODE_TIMEOUT``, default 60)."""
+    return float(os.environ.get("VSEEK_DECODE_TIMEOUT", "60"))
+
+
+def file_key(path: str | Path) -> tuple:
+    """``(resolved path, mtime_ns, size)``: identifies a video's content for caches and the frame store."""
+    p = Path(path)
+    try:
+        stat = p.stat()
+    except FileNotFoundError:
+        raise VideoError(f"video file not found: {p}") from None
+    except OSError as exc:
+        raise VideoError(f"cannot stat video {p}: {exc}") from exc
+    if not p.is_file():
+        raise VideoError(f"video path is not a file: {p}")
+    return (str(p.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def _import_av():
+    import av  # deferred: keeps `import vseek_env` light
+
+    return av
+
+
+class _Deadline:
+    def __init__(self, path: Path, what: str, seconds: float | None = None) -> None:
+        self.path, self.what = path, what
+        self.seconds = decode_timeout() if seconds is None else seconds
+        self.end = time.monotonic() + self.seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise VideoError(
+                f"{self.what} {self.path} took longer than {self.seconds:g} s; the file is probably damaged "
+                "(raise VSEEK_DECODE_TIMEOUT if it is just very long)"
+            )
+
+
+def probe_video(path: str | Path, key: tuple | None = None) -> VideoMeta:
+    """Read the PTS of every frame (demuxing only) and decode the first frame to prove decodability.
+
+    Raises :class:`VideoError` naming the file for missing, empty, corrupt or stream-less files.
+    """
+    av = _import_av()
+    path = Path(path)
+    key = key or file_key(path)
+    if key[2] == 0:
+        raise VideoError(f"video file is empty (0 bytes): {path}")
+    deadline = _Deadline(path, "probing")
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise VideoError(f"no video stream in {path}")
+            stream = container.streams.video[0]
+            time_base = stream.time_base or Fraction(1, 1_000_000)
+            pts: list[int] = []
+            dts: list[int] = []
+            keys: list[bool] = []
+            durations: list[int] = []
+            for n, packet in enumerate(container.demux(stream)):
+                if n % 256 == 0:
+                    deadline.check()
+                if packet.size == 0:  # flush packet at EOF
+                    continue
+                pts.append(packet.pts if packet.pts is not None else -1)
+                dts.append(packet.dts if packet.dts is not None else -1)
+                keys.append(bool(packet.is_keyframe))
+                durations.append(int(packet.duration or 0))
+            if not pts:
+                raise VideoError(f"video has no frames: {path}")
+            reliable = all(p >= 0 for p in pts) or False
+            if not reliable:
+                # no PTS on packets (e.g. AVI): decode order is presentation order for such streams
+                if any(d < 0 for d in dts):
+                    dts = list(range(len(dts)))
+                pts = dts
+            pts_arr = np.asarray(pts, dtype=np.int64)
+            keys_arr = np.asarray(keys, dtype=bool)
+            order = np.argsort(pts_arr, kind="stable")
+            sorted_pts, first = np.unique(pts_arr[order], return_index=True)
+            dur_arr = np.asarray(durations, dtype=np.int64)[order][first]
+            key_pts = np.unique(pts_arr[keys_arr])
+            if key_pts.size == 0 or key_pts[0] > sorted_pts[0]:
+                key_pts = np.concatenate([[sorted_pts[0]], key_pts])
+            # decode the first frame: proves the codec works and gives the true frame size
+            container.seek(int(key_pts[0]), stream=stream, backward=True)
+            stream.thread_type = "SLICE"
+            first_frame = None
+            for frame in container.decode(stream):
+                first_frame = frame
+                break
+            deadline.check()
+            if first_frame is None:
+                raise VideoError(f"no decodable frame in {path}")
+            width, height = int(first_frame.width), int(first_frame.height)
+            codec = stream.codec_context.name
+    except VideoError:
+        raise
+    except Exception as exc:  # FFmpeg errors come in many types
+        raise VideoError(f"cannot open video {path}: {type(exc).__name__}: {exc}") from exc
+    times = _times_from_pts(sorted_pts, time_base)
+    if sorted_pts.size > 1:
+        step = float(np.median(np.diff(sorted_pts)))
+    else:
+        step = float(dur_arr[-1]) or float(1 / (stream.average_rate or 25) / time_base)
+    last = float(dur_arr[-1]) if dur_arr[-1] > 0 else step
+    duration = round(float(times[-1]) + last * float(time_base), 6)
+    return VideoMeta(
+        key=key, width=width, height=height, duration=duration, pts=sorted_pts, key_pts=key_pts,
+        time_base=time_base, frame_times=times, codec=codec, pts_reliable=reliable,
+    )
+
+
+class _MetaTable:
+    """Process-wide LRU of probed metadata: re-opening a video (every ``reset``) costs a dict lookup."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple, VideoMeta] = OrderedDict()
+        self._lock = threading.Lock()
+        self.probes = 0
+
+    def get(self, key: tuple, path: Path) -> VideoMeta:
+        with self._lock:
+            meta = self._items.get(key)
+            if meta is not None:
+                self._items.move_to_end(key)
+                return meta
+        meta = _store_meta(key)
+        if meta is None:
+            meta = probe_video(path, key)
+            with self._lock:
+                self.probes += 1
+        with self._lock:
+            self._items[key] = meta
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return meta
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.probes = 0
+
+
+_META = _MetaTable()
+
+
+def _store_meta(key: tuple) -> VideoMeta | None:
+    from vseek_env.frame_store import default_frame_store
+
+    store = default_frame_store()
+    return store.meta(key) if store is not None else None
+
+
+def clear_process_caches() -> None:
+    """Forget probed metadata and cached frames of this process (tests and benchmarks use it)."""
+    _META.clear()
+    default_frame_cache().clear()
+    with _INFLIGHT_LOCK:
+        _INFLIGHT.clear()
+
+
+# one lock per (video, size) so concurrent readers of a GRPO group decode a frame once
+_INFLIGHT: dict[tuple, threading.Lock] = {}
+_INFLIGHT_LOCK = threading.Lock()
+
+
+def _inflight_lock(key: tuple) -> threading.Lock:
+    with _INFLIGHT_LOCK:
+        lock = _INFLIGHT.get(key)
+        if lock is None:
+            if len(_INFLIGHT) > 4096:  # unbounded growth guard; an idle lock is cheap to recreate
+                _INFLIGHT.clear()
+            lock = _INFLIGHT[key] = threading.Lock()
+        return lock
+
+
+# -- decoding ------------------------------------------------------------------------------------------
+def decode_frames(
+    path: str | Path, meta: VideoMeta, indices: list[int], size: tuple[int, int] | None
+) -> dict[int, np.ndarray]:
+    """Decode frames ``indices`` (presentation order) of ``path``, resized to ``size`` = (h, w).
+
+    Exact by PTS: decoding starts at the last keyframe at or before each requested frame and
+    keeps the decoded frame whose PTS equals the requested one. Between requested frames the
+    decoder skips non-reference frames (nothing depends on them), and it seeks ahead whenever a
+    keyframe lies between two requested frames.
+    """
+    av = _import_av()
+    path = Path(path)
+    wanted = sorted(set(int(i) for i in indices))
+    if not wanted:
+        return {}
+    target_pts = {int(meta.pts[i]): i for i in wanted}
+    if not meta.pts_reliable:
+        return _decode_in_order(av, path, meta, wanted, size)
+    deadline = _Deadline(path, "decoding")
+    out: dict[int, np.ndarray] = {}
+    todo = [int(meta.pts[i]) for i in wanted]  # ascending PTS
+    missed: list[int] = []
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "SLICE"  # frame threads add latency and would ignore per-packet skips
+            ctx = stream.codec_context
+            pos = 0
+            while pos < len(todo):
+                container.seek(_keyframe_before(meta, todo[pos]), stream=stream, backward=True)
+                ctx.flush_buffers()
+                demuxed = -(1 << 62)  # highest PTS sent to the decoder since the seek
+                last_out = None
+                for n, packet in enumerate(container.demux(stream)):
+                    if n % 32 == 0:
+                        deadline.check()
+                    if packet.pts is not None:
+                        demuxed = max(demuxed, int(packet.pts))
+                        ctx.skip_frame = "DEFAULT" if int(packet.pts) in target_pts else "NONREF"
+                    else:
+                        ctx.skip_frame = "DEFAULT"
+                    for frame in ctx.decode(packet):
+                        last_out = frame.pts
+                        if frame.pts in target_pts:
+                            out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
+                    pos = _advance(todo, pos, out, target_pts, last_out, missed)
+                    if pos >= len(todo):
+                        break
+                    if _keyframe_before(meta, todo[pos]) > demuxed:
+                        break  # a keyframe lies before the next wanted frame: seek there
+                else:  # end of stream: drain the decoder's delayed frames
+                    ctx.skip_frame = "DEFAULT"
+                    for frame in ctx.decode(None):
+                        if frame.pts in target_pts:
+                            out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
+                    while pos < len(todo):
+                        if target_pts[todo[pos]] not in out:
+                            missed.append(target_pts[todo[pos]])
+                        pos += 1
+            if missed:
+                # a seek landed after a wanted frame (odd index, open GOP): one linear pass by PTS
+                out.update(_decode_in_order(av, path, meta, missed, size, by_pts=True, deadline=deadline))
+    except VideoError:
+        raise
+    except Exception as exc:
+        raise VideoError(f"cannot decode frames of {path}: {type(exc).__name__}: {exc}") from exc
+    missing = [i for i in wanted if i not in out]
+    if missing:
+        raise VideoError(
+            f"cannot decode frames {missing[:5]} (of {len(missing)}) of {path}: the file is truncated or damaged"
+        )
+    return out
+
+
+def _advance(todo: list[int], pos: int, out: dict, target_pts: dict, last_out, missed: list[int]) -> int:
+    """Move past wanted frames already decoded, and past those the decoder's output has overtaken."""
+    while pos < len(todo):
+        index = target_pts[todo[pos]]
+        if index in out:
+            pos += 1
+        elif last_out is not None and last_out > todo[pos]:
+            missed.append(index)  # output is in PTS order: this frame will not come from here
+            pos += 1
+        else:
+            break
+    return pos
+
+
+def _keyframe_before(meta: VideoMeta, pts: int) -> int:
+    i = int(np.searchsorted(meta.key_pts, pts, side="right")) - 1
+    return int(meta.key_pts[max(i, 0)])
+
+
+def _to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or (size[0] == frame.height and size[1] == frame.width):
+        return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    h, w = size
+    return np.ascontiguousarray(
+        frame.to_ndarray(width=w, height=h, format="rgb24", interpolation=RESIZE_INTERPOLATION)
+    )
+
+
+def _decode_in_order(av, path, meta, wanted, size, *, by_pts: bool = False, deadline=None) -> dict[int, np.ndarray]:
+    """Linear decode from the start, matching frames by PTS (``by_pts``) or by output order."""
+    deadline = deadline or _Deadline(path, "decoding")
+    want = set(wanted)
+    out: dict[int, np.ndarray] = {}
+    pts_index = {int(p): i for i, p in enumerate(meta.pts)}
+    last = max(want)
+    with av.open(str(path), metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        for n, frame in enumerate(container.decode(stream)):
+            if n % 32 == 0:
+                deadline.check()
+            i = pts_index.get(frame.pts) if by_pts else n
+            if i in want and i not in out:
+                out[i] = _to_rgb(frame, size)
+                if len(out) == len(want):
+                    break
+            if not by_pts and n >= last:
+                break
+    return out
+
+
+# -- the facade ----------------------------------------------------------------------------------------
 class Video:
-    """An opened video file: metadata, PTS of every frame, cached budgeted decoding.
+    """An opened video: metadata, PTS of every frame, cached budgeted decoding.
 
-    Thread-safe: decoders are guarded by a lock. Close it (or use ``with``) to release handles.
+    Opening probes the stream once per process (or reads the frame store's copy); no decoder stays
+    open between calls, so ``close`` only marks the object closed. Thread-safe.
     """
 
     def __init__(self, path: str | Path, *, cache: FrameCache | None = None) -> None:
         self.path = Path(path)
         self.cache = cache if cache is not None else default_frame_cache()
-        self._lock = threading.Lock()
-        self._readers: dict[tuple[int, int], object] = {}
-        if not self.path.is_file():
-            raise VideoError(f"video file not found: {self.path}")
-        try:
-            stat = self.path.stat()
-            self._key = (str(self.path.resolve()), stat.st_mtime_ns, stat.st_size)
-            reader = self._open_reader(-1, -1)
-            n = len(reader)
-            if n == 0:
-                raise VideoError(f"video has no decodable frames: {self.path}")
-            stamps = np.asarray(reader.get_frame_timestamp(list(range(n))), dtype=np.float64)
-            first = reader[0].shape
-        except VideoError:
-            raise
-        except Exception as exc:  # decoder errors come in many types
-            raise VideoError(f"cannot open video {self.path}: {exc}") from exc
-        self.height, self.width = int(first[0]), int(first[1])
-        # decord reports float32 seconds; round so 0.9 s reads as 0.9, not 0.89999998
-        self.frame_times = np.round(stamps[:, 0], 6)
-        ends = np.round(stamps[:, 1], 6)
-        self.duration = float(max(ends[-1], self.frame_times[-1]))
-        self.num_frames = n
-        self.fps = float(n / self.duration) if self.duration > 0 else float(reader.get_avg_fps())
-        self._readers[(-1, -1)] = reader
+        self._key = file_key(self.path)
+        meta = _META.get(self._key, self.path)
+        self.meta = meta
+        self.width, self.height = meta.width, meta.height
+        self.frame_times = meta.frame_times
+        self.num_frames = int(meta.pts.size)
+        self.duration = meta.duration
+        self.fps = float(self.num_frames / self.duration) if self.duration > 0 else 0.0
+        self._closed = False
 
-    def _open_reader(self, height: int, width: int):
-        import decord  # deferred: keeps `import vseek_env` light
-
-        return decord.VideoReader(str(self.path), ctx=decord.cpu(0), width=width, height=height, num_threads=1)
+    @property
+    def key(self) -> tuple:
+        """``(resolved path, mtime_ns, size)`` of the file this object reads."""
+        return self._key
 
     # -- time <-> index -------------------------------------------------------------------------
     def index_at(self, t: float) -> int:
@@ -191,18 +574,38 @@ class Video:
     def window_indices(self, start: float, end: float, *, fps: float, min_frames: int, max_frames: int) -> np.ndarray:
         """Frames sampled from ``[start, end]`` (clamped to the video) -- the ``crop_video`` rule.
 
-        ``n = clamp(ceil((end - start) * fps), min_frames, max_frames)`` frames, evenly spread over
-        the frames whose PTS lies in the window, and never more than there are. Indices are unique
-        and increasing. When no frame starts inside the window, the frame displayed at ``start``.
+        ``n = clamp(ceil((end - start) * fps), min_frames, max_frames)`` frames whose PTS lies in
+        the window, never more than there are; indices unique and increasing. When no frame
+        starts inside the window, the frame displayed at ``start``.
+
+        Which ``n``: frames are taken from a global time grid ``k / fps`` (the frame displayed at
+        each grid time), so overlapping windows of different rollouts share frames (cache hits)
+        and a frame store built at ``fps`` holds them. If the window holds more grid frames than
+        ``n``, ``n`` are spread evenly over them (the first ``n`` when there is one extra, the
+        inclusive end point); if it holds fewer (short windows, ``min_frames``), ``n`` are spread
+        evenly over all frames of the window.
         """
         start, end = max(0.0, float(start)), min(self.duration, float(end))
-        inside = np.nonzero((self.frame_times >= start - 1e-9) & (self.frame_times <= end + 1e-9))[0]
-        if inside.size == 0:
+        lo = int(np.searchsorted(self.frame_times, start - 1e-9, side="left"))
+        hi = int(np.searchsorted(self.frame_times, end + 1e-9, side="right"))
+        if hi <= lo:
             return np.array([self.index_at(start)], dtype=np.int64)
         n = max(min_frames, min(max_frames, math.ceil((end - start) * fps - 1e-9)))
-        n = min(n, inside.size)
-        picks = np.unique(np.round(np.linspace(0, inside.size - 1, n)).astype(np.int64))
-        return inside[picks]
+        n = min(n, hi - lo)
+        candidates = np.arange(lo, hi, dtype=np.int64)
+        if fps > 0:
+            grid = np.arange(math.ceil(start * fps - 1e-9), math.floor(end * fps + 1e-9) + 1) / fps
+            at = np.searchsorted(self.frame_times, grid + 1e-9, side="right") - 1  # index_at, vectorised
+            on_grid = np.unique(np.clip(at, 0, self.num_frames - 1)).astype(np.int64)
+            on_grid = on_grid[(on_grid >= lo) & (on_grid < hi)]
+            if on_grid.size >= n:
+                candidates = on_grid
+                if candidates.size == n + 1:  # both ends on the grid: drop the inclusive end point
+                    return candidates[:n]
+        if candidates.size == n:
+            return candidates
+        picks = np.unique(np.round(np.linspace(0, candidates.size - 1, n)).astype(np.int64))
+        return candidates[picks]
 
     def uniform_indices(self, n: int) -> np.ndarray:
         """``n`` frames spread over the whole video (segment centres), unique and increasing."""
@@ -212,6 +615,7 @@ class Video:
 
     # -- decoding -------------------------------------------------------------------------------
     def output_size(self, max_pixels: int | None = DEFAULT_MAX_PIXELS, factor: int = DEFAULT_FACTOR) -> tuple[int, int]:
+        """``(h, w)`` of frames read with this budget (the native size when ``max_pixels`` is None)."""
         if max_pixels is None:
             return self.height, self.width
         return smart_resize(self.height, self.width, max_pixels=max_pixels, factor=factor)
@@ -219,50 +623,71 @@ class Video:
     def read(
         self, indices, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, factor: int = DEFAULT_FACTOR
     ) -> FrameBatch:
-        """Decode frames ``indices`` at the budgeted size, through the cache."""
+        """Frames ``indices`` at the budgeted size: from the cache, else the frame store, else decoded."""
+        if self._closed:
+            raise VideoError(f"video {self.path} is closed")
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if indices.size and (indices.min() < 0 or indices.max() >= self.num_frames):
             raise IndexError(f"frame index out of range for {self.path} ({self.num_frames} frames)")
         size = self.output_size(max_pixels, factor)
-        frames: list[np.ndarray | None] = []
-        missing: list[int] = []
-        for pos, idx in enumerate(indices):
-            frame = self.cache.get((*self._key, int(idx), size))
-            frames.append(frame)
-            if frame is None:
-                missing.append(pos)
+        frames = self._lookup(indices, size)
+        missing = sorted({int(indices[p]) for p, f in enumerate(frames) if f is None})
         if missing:
-            decoded = self._decode([int(indices[p]) for p in missing], size)
-            for pos, frame in zip(missing, decoded):
-                self.cache.put((*self._key, int(indices[pos]), size), frame)
-                frames[pos] = frame
+            # serialise fillers of one (video, size): a concurrent reader waits, then hits the cache
+            with _inflight_lock((*self._key, size)):
+                found = self._fill(missing, size)
+            frames = [f if f is not None else found[int(i)] for f, i in zip(frames, indices)]
         h, w = size
         stacked = np.stack(frames) if frames else np.zeros((0, h, w, 3), np.uint8)
         return FrameBatch(frames=stacked, times=self.frame_times[indices].copy(), indices=indices)
 
-    def _decode(self, indices: list[int], size: tuple[int, int]) -> list[np.ndarray]:
-        key = size if size != (self.height, self.width) else (-1, -1)
-        with self._lock:
-            if self._readers is None:
-                raise VideoError(f"video {self.path} is closed")
-            reader = self._readers.get(key)
-            try:
-                if reader is None:
-                    reader = self._readers[key] = self._open_reader(*key)
-                batch = reader.get_batch(indices).asnumpy()
-            except Exception as exc:
-                raise VideoError(f"cannot decode frames {indices[:4]}... of {self.path}: {exc}") from exc
-        return [np.ascontiguousarray(frame) for frame in batch]
+    def _lookup(self, indices: np.ndarray, size: tuple[int, int]) -> list[np.ndarray | None]:
+        return [self.cache.get((*self._key, int(i), size)) for i in indices]
+
+    def _fill(self, missing: list[int], size: tuple[int, int]) -> dict[int, np.ndarray]:
+        found: dict[int, np.ndarray] = {}
+        still: list[int] = []
+        for i in missing:  # another thread may have filled them while we waited
+            with self.cache._lock:
+                frame = self.cache._items.get((*self._key, i, size))
+            if frame is None:
+                still.append(i)
+            else:
+                found[i] = frame
+        if still:
+            from vseek_env.frame_store import default_frame_store
+
+            store = default_frame_store()
+            if store is not None:
+                stored = store.read(self._key, still, size)
+                with self.cache._lock:
+                    self.cache.store_reads += len(stored)
+                for i, frame in stored.items():
+                    self.cache.put((*self._key, i, size), frame)
+                found.update(stored)
+                still = [i for i in still if i not in stored]
+        if still:
+            native = size == (self.height, self.width)
+            decoded = decode_frames(self.path, self.meta, still, None if native else size)
+            with self.cache._lock:
+                self.cache.decoded += len(decoded)
+            for i, frame in decoded.items():
+                self.cache.put((*self._key, i, size), frame)
+            found.update(decoded)
+        return found
 
     def close(self) -> None:
-        with self._lock:
-            self._readers = None
+        """Mark closed; later reads raise. (No decoder is held between calls.)"""
+        self._closed = True
 
     def __enter__(self) -> "Video":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def __repr__(self) -> str:
+        return f"Video({str(self.path)!r}, {self.width}x{self.height}, {self.num_frames} frames, {self.duration:g} s)"
 
 
 def open_video(path: str | Path, *, cache: FrameCache | None = None) -> Video:

@@ -1,4 +1,8 @@
-"""File loaders: the native format (JSONL, JSON array, Parquet; one Sample per row)."""
+"""File loaders: the native format (JSONL, JSON array, Parquet; one Sample per row) and V2P-Bench.
+
+A ``.jsonl`` / ``.json`` file whose first row has V2P-Bench's fields (``video_id``, ``video_path``,
+``frame_path``, ... and no ``id``) is read by :func:`vseek_env.data.v2p.load_v2p`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ from vseek_env.data.sample import Sample, SampleError
 def load_file(path: Path) -> Dataset:
     """Load a native dataset file; the format follows the suffix."""
     suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json") and _looks_like_v2p(path):
+        from vseek_env.data.v2p import load_v2p
+
+        return load_v2p(path)
     if suffix == ".jsonl":
         samples = list(read_samples(path))
     elif suffix == ".json":
@@ -30,6 +38,28 @@ def load_file(path: Path) -> Dataset:
     else:
         raise ValueError(f"{path}: unknown dataset format {suffix!r}; use .jsonl, .json or .parquet")
     return Dataset(path.stem, samples, root=path.parent)
+
+
+def _looks_like_v2p(path: Path) -> bool:
+    """Peek at the first row: V2P-Bench rows carry its fields and no ``id``."""
+    from vseek_env.data.v2p import is_v2p_row
+
+    with open(path, encoding="utf-8") as fh:
+        head = fh.read(1 << 16)
+    stripped = head.lstrip()
+    if stripped.startswith("["):
+        # Decode just the first object of the array.
+        try:
+            row, _ = json.JSONDecoder().raw_decode(stripped[1:].lstrip())
+        except json.JSONDecodeError:
+            return False
+    else:
+        line = next((ln for ln in head.splitlines() if ln.strip()), "")
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            return False
+    return is_v2p_row(row)
 
 
 def _row(path: Path, index: int, row: dict) -> Sample:

@@ -54,6 +54,7 @@ class ToolResult:
     frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1, 3), np.uint8))
     times: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float64))
     window: tuple[float, float] | None = None  # the clamped time window the call covered, if any
+    indices: np.ndarray | None = None  # video frame index of each frame, when frames are whole video frames
 
 
 @dataclass

@@ -12,7 +12,9 @@ class CropVideo(Tool):
     The window is clamped to ``[0, duration]``. With ``fps``, ``min_frames`` and ``max_frames`` from
     the env config, the call returns ``n = clamp(ceil((end - start) * fps), min_frames, max_frames)``
     frames spread evenly over the frames whose presentation time lies in the window, or all of them
-    when the window holds fewer than ``n``. Times strictly increase. When no frame starts inside the
+    when the window holds fewer than ``n``. Frames come from the global ``k / crop_fps`` time grid
+    when the window holds enough grid frames, so overlapping windows of different rollouts share
+    frames (cache hits) and a frame store built at that rate serves them. Times strictly increase. When no frame starts inside the
     window (a window shorter than one frame), the single frame displayed at ``start`` is returned.
     Reversed or empty windows and windows starting after the end are errors (``out_of_range``).
     """
@@ -52,4 +54,4 @@ class CropVideo(Tool):
         indices = ctx.video.window_indices(start, end, fps=cfg.crop_fps, min_frames=cfg.crop_min_frames, max_frames=cfg.crop_max_frames)
         batch = ctx.video.read(indices, max_pixels=cfg.max_pixels, factor=cfg.patch_factor)
         text = f"{len(batch.times)} frames from {format_number(start)} to {format_number(end)} seconds:"
-        return ToolResult(text=text, frames=batch.frames, times=batch.times, window=(start, end))
+        return ToolResult(text=text, frames=batch.frames, times=batch.times, window=(start, end), indices=batch.indices)

@@ -128,5 +128,12 @@ def texture_factor(texture: str, size: int) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def shape_templates(side: int = 24) -> dict[str, np.ndarray]:
-    """Each shape's mask at ``side`` x ``side``, for template matching of detected blobs."""
-    return {s: shape_mask(s, side) for s in SHAPES}
+    """Each shape's mask cropped to its tight box and resized to ``side`` x ``side`` (for template matching)."""
+    out = {}
+    for s in SHAPES:
+        m = shape_mask(s, 8 * side)
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        tight = m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        img = Image.fromarray(tight.astype(np.uint8) * 255).resize((side, side), Image.BILINEAR)
+        out[s] = np.asarray(img) > 127
+    return out

@@ -1,0 +1,54 @@
+"""``OraclePolicy``: reads the ground truth in ``info["sample"]`` and answers correctly.
+
+With ``use_tool=True`` (default) it first crops the evidence window (or views the visual prompt when
+a sample has no evidence window), so oracle episodes also exercise the tools.
+"""
+
+from __future__ import annotations
+
+import json
+
+from vseek_env.policies.base import Policy
+
+
+def format_answer(sample) -> str:
+    """The ground-truth answer written the way the env's answer grammar expects."""
+    kind, ans = sample.answer_kind, sample.answer
+    if kind == "choice":
+        return str(ans)
+    if kind == "number":
+        v = float(ans)
+        return str(int(v)) if v.is_integer() else f"{v:g}"
+    if kind == "span":
+        return f"[{float(ans[0]):.2f}, {float(ans[1]):.2f}]"
+    if kind == "box":
+        return "[" + ", ".join(f"{float(v):.1f}" for v in ans) + "]"
+    return str(ans)
+
+
+class OraclePolicy(Policy):
+    """Answers from ground truth; optionally calls one tool first."""
+
+    name = "oracle"
+
+    def __init__(self, use_tool: bool = True) -> None:
+        self.use_tool = use_tool
+        self._called = False
+
+    def reset(self, seed: int | None = None) -> None:
+        self._called = False
+
+    def act(self, observation: dict, info: dict) -> str:
+        sample = info["sample"]
+        if self.use_tool and not self._called:
+            self._called = True
+            duration = float(info.get("video", {}).get("duration") or sample.duration or 0.0)
+            if sample.evidence is not None and duration > 0:
+                s = max(0.0, float(sample.evidence[0]) - 0.5)
+                e = min(duration, float(sample.evidence[1]) + 0.5)
+                if e > s:
+                    call = {"name": "crop_video", "arguments": {"start_time": round(s, 3), "end_time": round(e, 3)}}
+                    return f"<think>The evidence is around {s:.1f}-{e:.1f} s; let me watch it.</think><tool_call>{json.dumps(call)}</tool_call>"
+            call = {"name": "view_visual_prompt", "arguments": {}}
+            return f"<think>Let me look at the marked target.</think><tool_call>{json.dumps(call)}</tool_call>"
+        return f"<think>I know the answer.</think><answer>{format_answer(sample)}</answer>"

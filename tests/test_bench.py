@@ -1,0 +1,22 @@
+"""`vseek bench --quick` runs end to end and writes the documented JSON (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+
+from vseek_env.cli import main
+
+
+def test_bench_quick_writes_the_documented_keys(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--repeats", "2", "--calls", "20", "--cache-mb", "8", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for key in ("cold_speedup", "warm_speedup", "store_speedup", "step_overhead_ms", "rss_growth_mb", "cache_cap_mb"):
+        assert isinstance(result[key], (int, float)) and not isinstance(result[key], bool), key
+    assert result["cache_cap_mb"] == 8.0
+    assert result["rss"]["calls"] == 20 and result["fd_growth"] == 0
+    assert set(result["timings"]) == {"reference", "cold", "warm_overlap", "warm_same", "store"}
+    assert all(t["n"] == 2 and t["median_ms"] > 0 for t in result["timings"].values())
+    assert result["window"]["frames"] >= 4
+    printed = capsys.readouterr().out
+    assert "(b) crop_video cold" in printed and f"wrote {out}" in printed

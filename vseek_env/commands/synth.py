@@ -1,0 +1,210 @@
+"""``vseek synth``: build the synthetic datasets, print their stats, measure tool necessity.
+
+    vseek synth build synth:default
+    vseek synth stats synth:default
+    vseek synth necessity --dataset synth:default --out necessity.json
+    vseek synth contact-sheet --out styles.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="build / inspect the embedded synthetic benchmark",
+                       description="Build the synthetic datasets, print their statistics, measure tool necessity.")
+    s = p.add_subparsers(title="synth commands", metavar="SUBCOMMAND")
+
+    b = s.add_parser("build", help="build (or rebuild with --force) a synthetic dataset")
+    b.add_argument("name", nargs="?", default="synth:default", help="synth:tiny, synth:default or synth:long")
+    b.add_argument("--force", action="store_true", help="rebuild even if cached")
+    b.add_argument("--workers", type=int, default=None, help="render processes (default: the dataset's)")
+    b.set_defaults(func=_build)
+
+    st = s.add_parser("stats", help="counts per dimension, prompt style, answer kind and needs_tools")
+    st.add_argument("name", nargs="?", default="synth:default")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=_stats)
+
+    n = s.add_parser("necessity", help="accuracy on tool-needing samples: oracle, pixel with/without tools, chance")
+    n.add_argument("--dataset", default="synth:default")
+    n.add_argument("--out", default=None, help="write the results as JSON here")
+    n.add_argument("--limit", type=int, default=None, help="use only the first N tool-needing samples")
+    n.add_argument("--all", action="store_true", help="also report samples that do not need tools")
+    n.set_defaults(func=_necessity)
+
+    c = s.add_parser("contact-sheet", help="render all eight visual-prompt styles on one synthetic frame (PNG)")
+    c.add_argument("--out", default="contact_sheet.png")
+    c.add_argument("--dataset", default="synth:tiny")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--columns", type=int, default=4)
+    c.set_defaults(func=_contact_sheet)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+
+def _build(args: argparse.Namespace) -> int:
+    from vseek_env.data.synthetic import CONFIGS, build, dataset_dir
+
+    if args.name not in CONFIGS:
+        print(f"unknown synthetic dataset {args.name!r}; choose from {sorted(CONFIGS)}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    path = build(args.name, force=args.force, workers=args.workers)
+    manifest = json.loads((dataset_dir(args.name) / "manifest.json").read_text())
+    print(f"{args.name}: {manifest['counts']} in {path.parent} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from vseek_env.data import load_dataset
+    from vseek_env.data.synthetic import compute_stats
+
+    ds = load_dataset(args.name)
+    stats = compute_stats(ds.samples)
+    if args.json:
+        print(json.dumps(stats, indent=1, sort_keys=True))
+        return 0
+    print(f"{args.name}: {stats['samples']} samples, {stats['videos']} videos, "
+          f"{stats['duration_s']['min']:.0f}-{stats['duration_s']['max']:.0f} s")
+    for key in ("dimension", "style", "answer_kind", "needs_tools", "template"):
+        print(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in stats[key].items()))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ necessity
+def _play(env, policy, sample_id: str, seed: int = 0):
+    """One episode; returns (answer text or None, sample)."""
+    try:
+        from vseek_env.runner import run_episode
+    except ImportError:  # pragma: no cover - the runner ships with the env
+        run_episode = None
+    if run_episode is not None:
+        result = run_episode(env, policy, seed=seed, sample_id=sample_id)
+        return result.answer, result
+    obs, info = env.reset(seed=seed, options={"sample_id": sample_id})
+    policy.reset(seed)
+    done = False
+    while not done:
+        obs, _, term, trunc, info = env.step(policy.act(obs, info))
+        done = term or trunc
+    return info["trajectory"].answer, None
+
+
+def chance_accuracy(sample, draws: int = 400) -> float:
+    """Expected accuracy of the random policy's answer rule on ``sample`` (Monte Carlo, seeded)."""
+    import numpy as np
+
+    from vseek_env.policies.pixel import guess_answer
+    from vseek_env.rewards.matching import match_answer
+
+    if sample.answer_kind == "choice":
+        return 1.0 / len(sample.options)
+    video = {"duration": sample.duration, "width": sample.meta.get("width", 640), "height": sample.meta.get("height", 360)}
+    if sample.answer_kind == "box" and sample.prompt.mask_rle:
+        video["height"], video["width"] = sample.prompt.mask_rle["size"]
+    rng = np.random.default_rng(zlib.crc32(sample.id.encode()))
+    hits = sum(match_answer(sample, guess_answer(sample.answer_kind, list(sample.options), sample.question, video, rng))[0]
+               for _ in range(draws))
+    return hits / draws
+
+
+def measure_necessity(dataset: str = "synth:default", *, limit: int | None = None, include_all: bool = False,
+                      progress: bool = True) -> dict:
+    """Accuracy on tool-needing samples of oracle, pixel_with_tools, pixel_overview_only and chance."""
+    import gymnasium as gym
+
+    import vseek_env  # noqa: F401  (registers the env ids)
+    from vseek_env.data import load_dataset
+    from vseek_env.policies.oracle import OraclePolicy
+    from vseek_env.policies.pixel import PixelPolicy
+    from vseek_env.rewards.matching import match_answer
+
+    ds = load_dataset(dataset)
+    needing = [s for s in ds.samples if s.needs_tools]
+    if limit is not None:
+        needing = needing[:limit]
+    others = [s for s in ds.samples if not s.needs_tools] if include_all else []
+    env = gym.make("VideoSeeker-v0", dataset=dataset)
+    policies = {"oracle": OraclePolicy(use_tool=True), "pixel_with_tools": PixelPolicy(use_tools=True),
+                "pixel_overview_only": PixelPolicy(use_tools=False)}
+    per_sample: dict[str, dict] = {}
+    start = time.perf_counter()
+    for group, samples in (("needs_tools", needing), ("no_tools_needed", others)):
+        for i, sample in enumerate(samples):
+            row = {"dimension": sample.dimension, "kind": sample.answer_kind, "style": sample.prompt.style,
+                   "group": group, "chance": chance_accuracy(sample)}
+            for name, policy in policies.items():
+                answer, _ = _play(env, policy, sample.id, seed=i)
+                row[name] = float(match_answer(sample, answer)[0]) if answer is not None else 0.0
+                row[name + "_answer"] = answer
+            per_sample[sample.id] = row
+            if progress:
+                print(f"\r{group}: {i + 1}/{len(samples)}", end="", file=sys.stderr, flush=True)
+        if progress and samples:
+            print(file=sys.stderr)
+    env.close()
+    names = ["oracle", "pixel_with_tools", "pixel_overview_only", "chance"]
+
+    def summary(rows: list[dict]) -> dict:
+        return {n: round(sum(r[n] for r in rows) / len(rows), 4) if rows else None for n in names} | {"n": len(rows)}
+
+    need_rows = [r for r in per_sample.values() if r["group"] == "needs_tools"]
+    by_dim = {}
+    for dim in sorted({r["dimension"] for r in need_rows}):
+        by_dim[dim] = summary([r for r in need_rows if r["dimension"] == dim])
+    result = {
+        "dataset": dataset,
+        "needs_tools": summary(need_rows),
+        "by_dimension": by_dim,
+        "by_style": {st: summary([r for r in need_rows if r["style"] == st]) for st in sorted({r["style"] for r in need_rows})},
+        "seconds": round(time.perf_counter() - start, 1),
+        "samples": per_sample,
+    }
+    if include_all:
+        result["no_tools_needed"] = summary([r for r in per_sample.values() if r["group"] == "no_tools_needed"])
+    return result
+
+
+def _necessity(args: argparse.Namespace) -> int:
+    result = measure_necessity(args.dataset, limit=args.limit, include_all=args.all)
+    head = result["needs_tools"]
+    print(f"{args.dataset}: {head['n']} tool-needing samples ({result['seconds']} s)")
+    print(f"  {'':<10} " + " ".join(f"{n:>20}" for n in ("oracle", "pixel_with_tools", "pixel_overview_only", "chance")))
+    rows = [("all", head)] + list(result["by_dimension"].items())
+    if "no_tools_needed" in result:
+        rows.append(("no-tool set", result["no_tools_needed"]))
+    for label, row in rows:
+        print(f"  {label:<10} " + " ".join(f"{row[n]:>20.3f}" for n in ("oracle", "pixel_with_tools", "pixel_overview_only", "chance"))
+              + f"   n={row['n']}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _contact_sheet(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from vseek_env.data import load_dataset
+    from vseek_env.masks import decode_rle
+    from vseek_env.video import open_video
+    from vseek_env.visual_prompts import contact_sheet
+
+    ds = load_dataset(args.dataset)
+    sample = ds.samples[0]
+    with open_video(ds.video_path(sample)) as video:
+        frame = video.read([video.index_at(sample.prompt.time)], max_pixels=None).frames[0]
+    mask = decode_rle(sample.prompt.mask_rle) if sample.prompt.mask_rle else None
+    sheet = contact_sheet(np.ascontiguousarray(frame), box=sample.prompt.box, mask=mask, seed=args.seed, columns=args.columns)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).save(args.out)
+    print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]}, 8 styles on {sample.id} at {sample.prompt.time:.2f} s)")
+    return 0

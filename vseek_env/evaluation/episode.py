@@ -1,0 +1,221 @@
+"""One evaluation episode -> one JSON record plus the JPEG thumbnails its report shows.
+
+An :class:`EpisodeWorker` owns one env and one policy (neither is shared between threads). Its
+:meth:`EpisodeWorker.run` never raises for what happens inside an episode: a policy or video
+failure becomes a record with ``status="error"`` (retried when the eval is resumed).
+
+Example:
+    >>> worker = EpisodeWorker(WorkerSpec(policy="oracle", dataset="synth:tiny"))   # doctest: +SKIP
+    >>> record, assets = worker.run(Task(key="q1#0", sample_id="q1", repeat=0, seed=7))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+THUMB_SIDE = 192
+PROMPT_SIDE = 320
+
+
+@dataclass(frozen=True)
+class Task:
+    """One episode to play: ``key`` is ``sample_id#repeat``."""
+
+    key: str
+    sample_id: str
+    repeat: int
+    seed: int
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker (thread or Ray actor) needs to build its own env and policy."""
+
+    policy: str
+    policy_args: dict = field(default_factory=dict)
+    dataset: Any = "synth:default"  # a name, a path, or a Dataset
+    env_args: dict = field(default_factory=dict)
+
+
+def build_policy(name: str, args: dict | None = None):
+    """A registered policy by name, or any ``"module:Class"`` (registered on the fly)."""
+    from vseek_env.policies import make_policy, register_policy
+
+    if ":" in name:
+        register_policy(name, name)
+    return make_policy(name, **(args or {}))
+
+
+def asset_dir(key: str) -> str:
+    """The folder (relative to the report) of one episode's thumbnails; unique and path-safe."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:60]
+    return f"assets/{safe}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def encode_jpeg(image: np.ndarray, max_side: int = THUMB_SIDE, quality: int = 80) -> bytes:
+    """A JPEG thumbnail of an RGB array, longest side at most ``max_side``."""
+    from PIL import Image
+
+    im = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    im.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+class _TimedPolicy:
+    """Forwards to a policy and adds up the time spent in ``act``."""
+
+    def __init__(self, policy) -> None:
+        self.policy, self.seconds = policy, 0.0
+
+    def reset(self, seed=None):
+        self.policy.reset(seed)
+
+    def bind_env(self, env):
+        bind = getattr(self.policy, "bind_env", None)
+        if callable(bind):
+            bind(env)
+
+    def act(self, obs, info):
+        start = time.perf_counter()
+        try:
+            return self.policy.act(obs, info)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+class EpisodeWorker:
+    """Plays episodes of one policy on one env and turns each into a record."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        from vseek_env.env import VideoSeekerEnv
+
+        self.spec = spec
+        self.env = VideoSeekerEnv(dataset=spec.dataset, **spec.env_args)
+        self.policy = build_policy(spec.policy, spec.policy_args)
+
+    def close(self) -> None:
+        self.policy.close()
+        self.env.close()
+
+    def run(self, task: Task) -> tuple[dict, dict[str, bytes]]:
+        """Play ``task``; return its record and ``{relative path: JPEG bytes}``."""
+        from vseek_env.runner import run_episode
+
+        sample = self.env.dataset[task.sample_id]
+        folder = asset_dir(task.key)
+        assets: dict[str, bytes] = {}
+        turns: list[dict] = []
+        prompt: dict = {}
+
+        def save(image: np.ndarray, name: str, side: int = THUMB_SIDE) -> str:
+            path = f"{folder}/{name}.jpg"
+            assets[path] = encode_jpeg(image, side)
+            return path
+
+        def on_step(turn: int, obs: dict, response: str | None, info: dict) -> None:
+            turns.append(_turn_entry(turn, response, info, save, prompt))
+
+        timed = _TimedPolicy(self.policy)
+        record = _base_record(task, sample, self.spec.policy)
+        start = time.perf_counter()
+        try:
+            result = run_episode(self.env, timed, seed=task.seed, sample_id=task.sample_id, on_step=on_step)
+        except Exception as exc:  # an episode failure is data: recorded, retried on resume
+            record.update(status="error", error=f"{type(exc).__name__}: {exc}",
+                          traceback=traceback.format_exc(limit=8), turns=turns,
+                          latency_s=time.perf_counter() - start, policy_s=timed.seconds)
+            return record, assets
+        if not prompt:
+            frame = getattr(self.env, "_prompt_frame", None)
+            if frame is not None:
+                prompt["image"] = save(frame, "prompt", PROMPT_SIDE)
+        record.update(_result_fields(sample, result))
+        record.update(turns=turns, prompt_image=prompt.get("image"), prompt_time=prompt.get("time"),
+                      latency_s=result.latency_s, policy_s=timed.seconds)
+        return record, assets
+
+
+def _base_record(task: Task, sample, policy: str) -> dict:
+    from vseek_env.data.v2p import duration_bucket
+
+    d = sample.to_dict()
+    duration = sample.duration if sample.duration is not None else sample.meta.get("duration")
+    return {
+        "key": task.key, "sample_id": task.sample_id, "repeat": task.repeat, "seed": task.seed,
+        "status": "ok", "error": None, "policy": policy,
+        "dimension": sample.dimension, "prompt_style": sample.meta.get("prompt_style", sample.prompt.style),
+        "answer_kind": sample.answer_kind, "duration": duration, "duration_bucket": duration_bucket(duration),
+        "source": sample.source, "needs_tools": sample.needs_tools,
+        "question": sample.question, "options": d["options"], "truth": d["answer"],
+    }
+
+
+def _result_fields(sample, result) -> dict:
+    from vseek_env.rewards.matching import match_answer
+
+    traj = result.trajectory
+    score, rule = match_answer(sample, result.answer) if result.answer is not None else (0.0, "no_answer")
+    calls = traj.tool_calls
+    codes = Counter(e.code.value for t in traj.turns for e in t.errors)
+    return {
+        "answer": result.answer, "score": float(score), "match_rule": rule, "correct": score >= 1.0 - 1e-9,
+        # Parse failures count as wrong: no answer at all, or an answer no rule could read.
+        "parse_failure": result.answer is None or rule == "unparsed",
+        "reward": result.reward, "components": result.components, "metrics": _jsonable(result.metrics),
+        "terminated": result.terminated, "truncated": result.truncated, "num_turns": result.num_turns,
+        "num_tool_calls": result.num_tool_calls, "num_errors": result.num_errors,
+        "tool_counts": dict(Counter(r.name for r in calls if r.ok)),
+        "error_codes": dict(codes),
+        "cropped_windows": [list(w) for w in traj.cropped_windows],
+    }
+
+
+def _turn_entry(turn: int, response: str | None, info: dict, save, prompt: dict) -> dict:
+    frames = info["frames"]
+    entry: dict[str, Any] = {"turn": turn, "response": response, "errors": info["errors"], "tool_results": [], "frames": []}
+    if response is None:
+        for i, frame in enumerate(frames):
+            if frame["source"] == "prompt":
+                prompt["image"] = save(frame["image"], "prompt", PROMPT_SIDE)
+                prompt["time"] = frame["time"]
+            else:
+                entry["frames"].append({"time": frame["time"], "source": frame["source"], "image": save(frame["image"], f"t0_{i:03d}")})
+        return entry
+    offset = 0
+    for j, tool in enumerate(info["tool_results"]):
+        shown = frames[offset: offset + tool["num_frames"]]
+        offset += tool["num_frames"]
+        thumbs = [{"time": f["time"], "image": save(f["image"], f"t{turn}_{j}_{k:03d}")} for k, f in enumerate(shown)]
+        if tool["name"] == "view_visual_prompt" and shown and "image" not in prompt:
+            prompt["image"] = save(shown[0]["image"], "prompt", PROMPT_SIDE)
+            prompt["time"] = shown[0]["time"]
+        entry["tool_results"].append({
+            "name": tool["name"], "arguments": _jsonable(tool["arguments"]), "ok": tool["ok"],
+            "error_code": tool["error_code"], "text": tool["text"], "frames": thumbs,
+        })
+    feedback = [p["text"] for m in info["messages"] if m["role"] == "user" for p in m["content"] if p["type"] == "text"]
+    entry["feedback"] = "\n".join(feedback)
+    return entry
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)

@@ -1,0 +1,230 @@
+"""Run a policy over a dataset in parallel, resumably, and write results, summary and report.
+
+Output folder::
+
+    run.json        what was evaluated (policy, dataset, env options; secrets redacted)
+    results.jsonl   one record per finished episode, appended as they finish
+    summary.json    accuracy overall / per dimension / prompt style / answer kind / duration, tools, rewards, latency
+    report.html     browsable report; thumbnails under assets/
+
+Example:
+    >>> from vseek_env.evaluation import evaluate
+    >>> result = evaluate("oracle", "synth:tiny", "runs/oracle", workers=2)     # doctest: +SKIP
+    >>> result.summary["accuracy"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import zlib
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from vseek_env.evaluation.episode import EpisodeWorker, Task, WorkerSpec
+from vseek_env.evaluation.report import write_report
+from vseek_env.evaluation.results import ResultsFile
+from vseek_env.evaluation.summary import summarize
+
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+class EvalError(RuntimeError):
+    """An eval that cannot start as asked; the message says what to change."""
+
+
+@dataclass
+class EvalResult:
+    out_dir: Path
+    summary: dict
+    ran: int  # episodes played by this call
+    skipped: int  # episodes already finished in results.jsonl
+    report: Path
+
+
+def plan_tasks(sample_ids: Iterable[str], *, limit: int | None = None, repeats: int = 1, seed: int = 0) -> list[Task]:
+    """One task per (sample, repeat). Seeds depend only on the key, so any subset replays the same."""
+    if repeats < 1:
+        raise EvalError(f"repeats must be >= 1, got {repeats}")
+    ids = list(sample_ids)[: limit if limit is not None else None]
+    tasks = []
+    for sid in ids:
+        for r in range(repeats):
+            key = f"{sid}#{r}"
+            tasks.append(Task(key=key, sample_id=sid, repeat=r, seed=(seed + zlib.crc32(key.encode())) % (2**31)))
+    return tasks
+
+
+def _redact(args: dict) -> dict:
+    return {k: ("<redacted>" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in args.items()}
+
+
+def _run_identity(spec: WorkerSpec, dataset_name: str) -> dict:
+    return {"policy": spec.policy, "policy_args": _redact(spec.policy_args), "dataset": dataset_name,
+            "env_args": {k: spec.env_args[k] for k in sorted(spec.env_args)}}
+
+
+class _Progress:
+    """tqdm when installed, else one updating stderr line."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.done, self.correct, self.enabled = total, 0, 0, enabled
+        self._bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, desc="eval", unit="ep", file=sys.stderr, dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, record: dict) -> None:
+        self.done += 1
+        self.correct += bool(record.get("correct"))
+        if not self.enabled:
+            return
+        acc = self.correct / self.done
+        if self._bar is not None:
+            self._bar.set_postfix(acc=f"{acc:.3f}", refresh=False)
+            self._bar.update(1)
+        else:
+            print(f"\r[eval] {self.done}/{self.total} episodes, accuracy {acc:.3f}", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled and self.total:
+            print(file=sys.stderr)
+
+
+def _run_threads(spec: WorkerSpec, tasks: list[Task], workers: int, sink: Callable) -> None:
+    n = max(1, min(workers, len(tasks)))
+    pool_of_workers: queue.Queue = queue.Queue()
+    built = [EpisodeWorker(spec) for _ in range(n)]  # build errors (bad policy name, ...) surface here
+    for w in built:
+        pool_of_workers.put(w)
+
+    def job(task: Task):
+        worker = pool_of_workers.get()
+        try:
+            return worker.run(task)
+        finally:
+            pool_of_workers.put(worker)
+
+    executor = ThreadPoolExecutor(n, thread_name_prefix="vseek-eval")
+    try:
+        futures = [executor.submit(job, t) for t in tasks]
+        for fut in as_completed(futures):
+            sink(*fut.result())
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        for w in built:
+            w.close()
+
+
+def _run_ray(spec: WorkerSpec, tasks: list[Task], workers: int, sink: Callable, address: str | None,
+             num_cpus: float, num_gpus: float) -> None:
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise EvalError("--ray needs Ray: pip install 'ray[default]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, ignore_reinit_error=True)
+    n = max(1, min(workers, len(tasks)))
+    Actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(EpisodeWorker)
+    actors = [Actor.remote(spec) for _ in range(n)]
+    try:
+        pool = ActorPool(actors)
+        for record, assets in pool.map_unordered(lambda actor, task: actor.run.remote(task), tasks):
+            sink(record, assets)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+
+
+def evaluate(
+    policy: str,
+    dataset: Any = "synth:default",
+    out: str | Path = "vseek_runs/eval",
+    *,
+    policy_args: dict | None = None,
+    env_args: dict | None = None,
+    workers: int = 4,
+    use_ray: bool = False,
+    ray_address: str | None = None,
+    ray_num_cpus: float = 1.0,
+    ray_num_gpus: float = 0.0,
+    limit: int | None = None,
+    repeats: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+    title: str | None = None,
+) -> EvalResult:
+    """Evaluate ``policy`` on ``dataset``; resume from ``out/results.jsonl`` if it exists.
+
+    Args:
+        policy: a registered policy name (``oracle``, ``openai``, ``hf``, ...) or ``"module:Class"``.
+        dataset: a registered name (``synth:default``), a dataset file (native or V2P-Bench) or a Dataset.
+        workers: episodes in flight (threads, or Ray actors with ``use_ray``); each has its own env
+            and policy, so a local HF model is loaded once per worker.
+        use_ray: distribute over Ray; connects to ``ray_address`` or starts a local Ray.
+        limit: evaluate only the first ``limit`` samples; ``repeats``: episodes per sample.
+    """
+    from vseek_env.data import load_dataset
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(dataset)
+    # Ray workers on other machines rebuild a named dataset themselves; local ones get the object.
+    worker_dataset = dataset if use_ray and isinstance(dataset, str) else data
+    spec = WorkerSpec(policy=policy, policy_args=dict(policy_args or {}), dataset=worker_dataset, env_args=dict(env_args or {}))
+    identity = _run_identity(spec, data.name if not isinstance(dataset, (str, Path)) else str(dataset))
+    identity = json.loads(json.dumps(identity, sort_keys=True, default=str))  # as it reads back from run.json
+    run_file = out_dir / "run.json"
+    if run_file.exists():
+        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        if previous != identity:
+            raise EvalError(
+                f"{out_dir} holds results of a different run ({previous}); this run is {identity}. "
+                "Use another --out folder, or delete that one to start over."
+            )
+    else:
+        run_file.write_text(json.dumps(identity, indent=1, sort_keys=True), encoding="utf-8")
+
+    store = ResultsFile(out_dir / "results.jsonl")
+    store.repair()
+    tasks = plan_tasks([s.id for s in data.samples], limit=limit, repeats=repeats, seed=seed)
+    finished = store.finished_keys()
+    todo = [t for t in tasks if t.key not in finished]
+    bar = _Progress(len(todo), progress)
+
+    def sink(record: dict, assets: dict[str, bytes]) -> None:
+        for rel, blob in assets.items():  # thumbnails first: a record on disk implies its images are
+            path = out_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+        store.append(record)
+        bar.update(record)
+
+    try:
+        if todo:
+            if use_ray:
+                _run_ray(spec, todo, workers, sink, ray_address, ray_num_cpus, ray_num_gpus)
+            else:
+                _run_threads(spec, todo, workers, sink)
+    finally:
+        bar.close()
+        store.close()
+
+    latest = store.latest()
+    records = [latest[t.key] for t in tasks if t.key in latest]
+    summary = summarize(records)
+    summary.update(policy=policy, dataset=identity["dataset"], planned=len(tasks), ran=len(todo), resumed=len(tasks) - len(todo))
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True), encoding="utf-8")
+    report = write_report(out_dir, records, summary, title=title or f"{policy} on {identity['dataset']}")
+    return EvalResult(out_dir=out_dir, summary=summary, ran=len(todo), skipped=len(tasks) - len(todo), report=report)

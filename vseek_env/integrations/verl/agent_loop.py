@@ -1,0 +1,193 @@
+"""``vseek_agent``: a verl agent loop that plays one :class:`VideoSeekerEnv` episode per sample.
+
+Per row it rebuilds the env from ``extra_info`` (see :mod:`.rows`), resets it on the row's sample
+and then alternates:
+
+* generate with verl's server client on the running token ids and all images so far;
+* append the generated tokens (response mask 1), decode them and pass the text to ``env.step``;
+* render the new observation (tool results with their frames, error feedback) through the
+  processor's chat template and append those tokens (response mask 0) and images.
+
+It stops when the env terminates or truncates, or when the response budget
+(``rollout.response_length``) is spent; then the episode counts as truncated and is scored by the
+env's reward. ``reward_score`` is the env reward, so verl's reward loop is skipped for these rows;
+components and tool statistics go to ``extra_fields["reward_extra_info"]`` (logged per step).
+Video decoding, env steps and detokenisation run in worker threads, never on the event loop that
+the worker's other trajectories share.
+
+Select it with ``agent_name: vseek_agent`` in the rows (``vseek export-verl`` writes it) and
+``actor_rollout_ref.rollout.agent.agent_loop_config_path`` pointing at a YAML such as::
+
+    - name: vseek_agent
+      _target_: vseek_env.integrations.verl.agent_loop.VSeekAgentLoop
+      env_options: {max_turns: 6}      # optional overrides of the rows' env options
+      dataset_root: null               # optional: where the videos live on the workers
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+from uuid import uuid4
+
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
+
+from vseek_env.integrations.verl.messages import to_chat_messages
+from vseek_env.integrations.verl.rows import AGENT_NAME, env_from_extra_info
+
+logger = logging.getLogger(__name__)
+
+# Keys of reward_extra_info besides the reward components. verl builds the batch's columns from
+# the first trajectory's keys, so every trajectory must report exactly the same ones.
+STAT_KEYS = (
+    "score", "num_tool_calls", "num_tool_errors", "num_errors", "num_env_turns", "answered",
+    "terminated", "truncated", "cut_by_length", "num_images",
+)
+
+
+@register(AGENT_NAME)
+class VSeekAgentLoop(AgentLoopBase):
+    """Agent loop over :class:`~vseek_env.env.VideoSeekerEnv`; see the module docstring.
+
+    Args:
+        env_options: env options applied on top of each row's ``extra_info["env_options"]``.
+        dataset_root: replaces the rows' ``dataset_root`` (videos on shared storage).
+        *args, **kwargs: what verl's ``AgentLoopWorker`` passes to every agent loop.
+    """
+
+    def __init__(self, *args: Any, env_options: dict | None = None, dataset_root: str | None = None, **kwargs: Any):
+        kwargs.pop("name", None)  # the YAML entry's own name arrives as a keyword
+        kwargs.pop("tools", None)  # the env owns its tools
+        super().__init__(*args, **kwargs)
+        self.env_options = dict(env_options or {})
+        self.dataset_root = dataset_root
+        self.response_length = int(self.rollout_config.response_length)
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        extra_info = kwargs.get("extra_info") or {}
+        env, sample_id = await asyncio.to_thread(
+            env_from_extra_info, extra_info, env_options=self.env_options, dataset_root=self.dataset_root
+        )
+        try:
+            return await self._episode(env, sample_id, sampling_params)
+        finally:
+            await asyncio.to_thread(env.close)
+
+    async def _episode(self, env, sample_id: str, sampling_params: dict[str, Any]) -> AgentLoopOutput:
+        request_id = uuid4().hex
+        timing = {"generate_sequences": 0.0, "tool_calls": 0.0}
+        _, info = await asyncio.to_thread(env.reset, options={"sample_id": sample_id})
+        messages, images = await asyncio.to_thread(to_chat_messages, info["messages"])
+        self._assert_mm_supported(bool(images))
+        token_ids = await self.ct_build_initial_tokens(messages, images=images or None)
+        prompt_length = len(token_ids)
+        response_mask: list[int] = []
+        logprobs: list[float] = []
+        num_turns = 1  # the prompt, counted the way verl's ToolAgentLoop counts it
+        num_preempted = -1
+        cut_by_length = False
+
+        while True:
+            start = time.perf_counter()
+            output = await self.server_manager.generate(
+                request_id, prompt_ids=token_ids, sampling_params=sampling_params, image_data=images or None
+            )
+            timing["generate_sequences"] += time.perf_counter() - start
+            if output.num_preempted is not None:
+                num_preempted = max(num_preempted, 0) + output.num_preempted
+            merged, response_mask, new_logprobs = await self.ct_merge_assistant_token(
+                token_ids, output.token_ids, response_mask,
+                logprobs if (logprobs or output.log_probs) else None,
+                assistant_logprobs=output.log_probs or None,
+            )
+            logprobs = new_logprobs or []
+            token_ids = merged.token_ids
+            num_turns += 1
+            text = await asyncio.to_thread(self.tokenizer.decode, output.token_ids, skip_special_tokens=True)
+
+            start = time.perf_counter()
+            _, reward, terminated, truncated, info = await asyncio.to_thread(env.step, text)
+            timing["tool_calls"] += time.perf_counter() - start
+            if terminated or truncated:
+                break
+            if len(response_mask) >= self.response_length:
+                cut_by_length = True
+                break
+            new_messages, new_images = await asyncio.to_thread(to_chat_messages, info["messages"])
+            updated = messages + [{"role": "assistant", "content": text}]
+            merged, new_mask, new_logprobs = await self.ct_merge_context_msg(
+                updated, updated + new_messages, token_ids, response_mask, logprobs or None
+            )
+            # Stop before the observation's images join the multimodal data: a cut observation
+            # would leave image features without their placeholder tokens.
+            if len(new_mask) >= self.response_length:
+                cut_by_length = True
+                break
+            messages = updated + new_messages
+            token_ids, response_mask = merged.token_ids, new_mask
+            if logprobs:
+                logprobs = new_logprobs or []
+            images = images + new_images
+            num_turns += 1
+
+        if cut_by_length:
+            reward, components, metrics = await asyncio.to_thread(_score_cut_episode, env)
+        else:
+            components, metrics = info["reward_components"], info["reward_metrics"]
+        trajectory = env.unwrapped.trajectory
+        response_ids = token_ids[prompt_length:]
+        n = self.response_length
+        extra_info = episode_stats(
+            float(reward), components, trajectory, cut_by_length=cut_by_length, num_images=len(images)
+        )
+        return AgentLoopOutput(
+            prompt_ids=token_ids[:prompt_length],
+            response_ids=response_ids[:n],
+            response_mask=response_mask[:n],
+            response_logprobs=logprobs[:n] if logprobs else None,
+            multi_modal_data={"images": images} if images else {},
+            mm_processor_kwargs=self._get_mm_processor_kwargs(),
+            reward_score=float(reward),
+            num_turns=num_turns,
+            metrics=AgentLoopMetrics(
+                generate_sequences=timing["generate_sequences"], tool_calls=timing["tool_calls"],
+                num_preempted=num_preempted,
+            ),
+            extra_fields={
+                "reward_extra_info": extra_info,
+                "sample_id": sample_id,
+                "answer": trajectory.answer,
+                "crop_windows": [list(w) for w in trajectory.cropped_windows],
+                "reward_metrics": dict(metrics),
+                "turn_scores": [],
+                "tool_rewards": [],
+            },
+        )
+
+
+def _score_cut_episode(env) -> tuple[float, dict, dict]:
+    """End an episode the trainer cut for length: mark it truncated and apply the env's reward."""
+    inner = env.unwrapped
+    inner.trajectory.truncated = True
+    return inner.reward_fn(inner.sample, inner.trajectory)
+
+
+def episode_stats(reward: float, components: dict, trajectory, *, cut_by_length: bool, num_images: int) -> dict:
+    """The per-trajectory scalars logged by verl: reward, its components and tool statistics."""
+    tools = trajectory.tool_calls
+    stats = {
+        "score": reward,
+        "num_tool_calls": trajectory.num_tool_calls,
+        "num_tool_errors": sum(not record.ok for record in tools),
+        "num_errors": trajectory.num_errors,
+        "num_env_turns": len(trajectory.turns),
+        "answered": float(trajectory.answer is not None),
+        "terminated": float(trajectory.terminated),
+        "truncated": float(trajectory.truncated),
+        "cut_by_length": float(cut_by_length),
+        "num_images": num_images,
+    }
+    stats.update({f"reward/{name}": float(value) for name, value in components.items()})
+    return stats
