@@ -33,11 +33,10 @@ def available_policies() -> list[str]:
 
 
 def make_policy(name: str, **kwargs: Any) -> Policy:
-    """Instantiate the policy registered as ``name`` with ``kwargs``."""
-    try:
-        target = _POLICIES[name]
-    except KeyError:
-        raise KeyError(f"unknown policy {name!r}; available: {available_policies()}") from None
+    """Instantiate the policy registered as ``name``, or any ``"module:Class"``, with ``kwargs``."""
+    target = _POLICIES.get(name) or (name if ":" in name else None)
+    if target is None:
+        raise KeyError(f"unknown policy {name!r}; available: {available_policies()} or 'module:Class'")
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)(**kwargs)
 

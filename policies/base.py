@@ -21,6 +21,10 @@ class Policy:
 
     name: str = "policy"
 
+    def bind_env(self, env) -> None:
+        """Called by :func:`~vseek_env.runner.run_episode` with the unwrapped env before ``reset``
+        (chat policies read ``env.tool_schemas()`` here)."""
+
     def reset(self, seed: int | None = None) -> None:
         """Called at the start of every episode."""
 

@@ -219,3 +219,12 @@ def test_unicode_text_flattens_losslessly():
     space = UnicodeText(32)
     for text in ["", "plain", "Où → 東京 \u202e rtl", "\x00\x01 control"]:
         assert unflatten(space, flatten(space, text)) == text
+
+
+def test_truncate_from_outside_scores_the_episode(env):
+    env.reset(seed=0, options={"sample_id": "s0"})
+    env.step(CROP.format(2, 4))
+    reward, components, _ = env.truncate()
+    assert env.trajectory.truncated and components["accuracy"] == 0.0 and reward == 0.0
+    with pytest.raises(RuntimeError):
+        env.step("<answer>B</answer>")

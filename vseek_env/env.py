@@ -128,6 +128,11 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         """The current episode's sample (ground truth)."""
         return self._sample
 
+    @property
+    def prompt_frame(self) -> np.ndarray | None:
+        """The rendered visual-prompt frame of the current episode (what ``view_visual_prompt`` shows)."""
+        return self._prompt_frame if self._sample is not None else None
+
     def tool_schemas(self) -> list[dict]:
         """OpenAI-style function schemas of the tools this env offers."""
         return [tool.json_schema(self.config.compat_paths) for tool in self.tools.values()]
@@ -253,6 +258,18 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         if terminated or truncated:
             info.update(reward_components=components, reward_metrics=metrics, trajectory=self.trajectory)
         return obs, float(reward), terminated, truncated, info
+
+    def truncate(self) -> tuple[float, dict, dict]:
+        """End the running episode from outside (e.g. a trainer's token budget) as truncated.
+
+        Returns ``(reward, components, metrics)`` scored on the trajectory so far, exactly as if the
+        env had truncated it; a later ``step`` raises until ``reset``.
+        """
+        if self._done:
+            raise RuntimeError("truncate() called on a finished episode; call reset() first")
+        self._done = True
+        self.trajectory.truncated = True
+        return self.reward_fn(self._sample, self.trajectory)
 
     def render(self) -> Any:
         if self.render_mode == "ansi":

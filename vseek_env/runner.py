@@ -52,13 +52,11 @@ def run_episode(
     """Reset ``env`` (optionally on ``sample_id``), let ``policy`` act until the episode ends.
 
     ``on_step(turn, observation, response, info)`` is called after reset (``response=None``) and
-    after every step. A policy with a ``bind_env(env)`` method is given the unwrapped env first
-    (chat policies read the tool schemas from it).
+    after every step. The policy's ``bind_env`` gets the unwrapped env first (chat policies read
+    the tool schemas from it).
     """
     start = time.perf_counter()
-    bind = getattr(policy, "bind_env", None)
-    if callable(bind):
-        bind(getattr(env, "unwrapped", env))
+    policy.bind_env(getattr(env, "unwrapped", env))
     options = {"sample_id": sample_id} if sample_id is not None else None
     obs, info = env.reset(seed=seed, options=options)
     policy.reset(seed)

@@ -47,11 +47,9 @@ class WorkerSpec:
 
 
 def build_policy(name: str, args: dict | None = None):
-    """A registered policy by name, or any ``"module:Class"`` (registered on the fly)."""
-    from vseek_env.policies import make_policy, register_policy
+    """A registered policy by name, or any ``"module:Class"``."""
+    from vseek_env.policies import make_policy
 
-    if ":" in name:
-        register_policy(name, name)
     return make_policy(name, **(args or {}))
 
 
@@ -82,9 +80,7 @@ class _TimedPolicy:
         self.policy.reset(seed)
 
     def bind_env(self, env):
-        bind = getattr(self.policy, "bind_env", None)
-        if callable(bind):
-            bind(env)
+        self.policy.bind_env(env)
 
     def act(self, obs, info):
         start = time.perf_counter()
@@ -137,7 +133,7 @@ class EpisodeWorker:
                           latency_s=time.perf_counter() - start, policy_s=timed.seconds)
             return record, assets
         if not prompt:
-            frame = getattr(self.env, "_prompt_frame", None)
+            frame = self.env.prompt_frame
             if frame is not None:
                 prompt["image"] = save(frame, "prompt", PROMPT_SIDE)
         record.update(_result_fields(sample, result))

@@ -168,10 +168,8 @@ class VSeekAgentLoop(AgentLoopBase):
 
 
 def _score_cut_episode(env) -> tuple[float, dict, dict]:
-    """End an episode the trainer cut for length: mark it truncated and apply the env's reward."""
-    inner = env.unwrapped
-    inner.trajectory.truncated = True
-    return inner.reward_fn(inner.sample, inner.trajectory)
+    """End an episode the trainer cut for length: truncated, scored by the env's reward."""
+    return env.unwrapped.truncate()
 
 
 def episode_stats(reward: float, components: dict, trajectory, *, cut_by_length: bool, num_images: int) -> dict:

@@ -1,0 +1,1 @@
+"""Cold-start data: rollouts, rejection sampling, SFT export, pass@k selection."""
