@@ -486,17 +486,26 @@ def _letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _frame_grid(frames: list[dict], size: tuple[int, int], columns: int = 4) -> np.ndarray:
-    """The frames of one observation tiled in a grid, each captioned with its time."""
+    """The frames of one observation tiled in a grid, each captioned with its time.
+
+    Cells are ``size[1]`` wide with the first frame's aspect ratio, so video frames fill them.
+    """
     from PIL import ImageDraw
 
-    h, w = size
+    w = size[1]
+    if frames:
+        ih, iw = frames[0]["image"].shape[:2]
+        h = max(1, round(w * ih / iw))
+    else:
+        h = size[0]
+    caption = 14
     n = max(1, len(frames))
     rows = (n + columns - 1) // columns
-    canvas = Image.new("RGB", (columns * w, rows * (h + 14)), (0, 0, 0))
+    canvas = Image.new("RGB", (columns * w, rows * (h + caption)), (0, 0, 0))
     draw = ImageDraw.Draw(canvas)
     for i, frame in enumerate(frames):
         r, c = divmod(i, columns)
-        canvas.paste(Image.fromarray(_letterbox(frame["image"], size)), (c * w, r * (h + 14) + 14))
+        canvas.paste(Image.fromarray(_letterbox(frame["image"], (h, w))), (c * w, r * (h + caption) + caption))
         label = frame["source"] + (f" {format_number(frame['time'])}s" if frame["time"] is not None and frame["time"] >= 0 else "")
-        draw.text((c * w + 2, r * (h + 14) + 1), label, fill=(255, 255, 255))
+        draw.text((c * w + 2, r * (h + caption) + 1), label, fill=(255, 255, 255))
     return np.asarray(canvas)

@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--env", default="VideoSeeker-v0", help="registered env id (default: %(default)s)")
     p.add_argument("--dataset", default=None, help="dataset name or file (default: the env's own)")
-    p.add_argument("--policy", default="oracle", help="policy name (default: %(default)s)")
+    p.add_argument("--policy", default="oracle",
+                   help="policy name: oracle (reads the ground truth, crops the evidence window), pixel (reads "
+                        "pixels, scans with crop_video), random, ... (default: %(default)s)")
     p.add_argument("--episodes", type=int, default=3, help="number of episodes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: %(default)s)")
     p.add_argument("--out", default="vseek_runs/demo", help="where frame grids are written (default: %(default)s)")
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_episode(env, policy, seed=args.seed + episode, on_step=show)
         total += result.reward
         print(f"reward {result.reward:.3f}  components {result.components}  answer {result.answer!r}  "
-              f"truth {result.trajectory and env.unwrapped.sample.answer!r}")
+              f"truth {env.unwrapped.sample.answer!r}")
     print(f"\nmean reward over {args.episodes} episodes: {total / max(1, args.episodes):.3f}; frames in {out}/")
     env.close()
     return 0
