@@ -106,8 +106,6 @@ def test_good_rows_load(tmp_path):
     assert [s.id for s in load_dataset(path).samples] == ["g1", "g2"]
 
 
-@pytest.mark.xfail(strict=True, reason="an empty dataset file raises \"dataset 'empty' has no samples\" without the file "
-                   "path (fix: load_file raises SampleError(f'{path}: no samples') when the file holds none)")
 @pytest.mark.parametrize("content", ["", "\n\n  \n"], ids=["empty", "blank_lines"])
 def test_empty_file_names_the_file(tmp_path, content):
     path = tmp_path / "empty.jsonl"
@@ -116,8 +114,6 @@ def test_empty_file_names_the_file(tmp_path, content):
         load_dataset(path)
 
 
-@pytest.mark.xfail(strict=True, reason="json.load / json.loads / bytes decoding errors escape loaders.py without the "
-                   "file name (fix: wrap them in SampleError naming the file and row, see final report)")
 @pytest.mark.parametrize("case", ["json_syntax", "json_row_not_object", "parquet_nested_text", "jsonl_not_utf8"])
 def test_undecodable_files_name_the_file(tmp_path, case):
     if case == "json_syntax":
@@ -139,8 +135,6 @@ def test_undecodable_files_name_the_file(tmp_path, case):
         load_dataset(path)
 
 
-@pytest.mark.xfail(strict=True, reason="VisualPromptSpec/Track accept boxes that are not 4 finite numbers; the renderer "
-                   "fails later at reset (fix: check box lengths and finiteness in Sample.__post_init__)")
 @pytest.mark.parametrize("field,value", [("prompt", {"box": [1, 2]}), ("prompt", {"box": [0, 0, "nan", 4]}),
                                          ("track", {"times": [0.0], "boxes": [[1, 2, 3]]})])
 def test_malformed_boxes_name_the_sample(tmp_path, field, value):

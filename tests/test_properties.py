@@ -197,16 +197,12 @@ def test_bad_prompt_or_track_objects_give_sample_error(prompt, track):
         assert "row-7" in str(exc)
 
 
-@pytest.mark.xfail(strict=True, reason="Sample.from_dict calls .get on 'prompt'/'track' without checking they are "
-                   "objects: AttributeError escapes (fix: raise SampleError when not a dict)")
 @pytest.mark.parametrize("field,value", [("prompt", "rectangle"), ("prompt", [1, 2]), ("track", [[0, 1]]), ("track", "t")])
 def test_non_object_prompt_or_track_is_a_sample_error(field, value):
     with pytest.raises(SampleError, match="row-7"):
         Sample.from_dict({**VALID_ROW, field: value})
 
 
-@pytest.mark.xfail(strict=True, reason="Sample accepts wrongly typed fields (video=5, question=[..], meta=[..], "
-                   "dimension=[..]); they crash later in reset/eval far from the row (fix: type checks in __post_init__)")
 @pytest.mark.parametrize("field,value", [("video", 5), ("question", ["q"]), ("meta", [1]), ("dimension", [1]),
                                          ("options", [{"a": 1}])])
 def test_wrongly_typed_fields_are_sample_errors(field, value):
@@ -214,8 +210,6 @@ def test_wrongly_typed_fields_are_sample_errors(field, value):
         Sample.from_dict({**VALID_ROW, field: value})
 
 
-@pytest.mark.xfail(strict=True, reason="EnvConfig accepts max_text_chars < 20 but _observation's truncation marker then "
-                   "makes the text longer than the space allows (fix: cut to max_text_chars after adding the marker)")
 @pytest.mark.parametrize("max_text_chars", [1, 10, 19])
 def test_tiny_text_limits_keep_observations_in_the_space(small_dataset, max_text_chars):
     env = VideoSeekerEnv(dataset=small_dataset, max_text_chars=max_text_chars)

@@ -92,7 +92,7 @@ def test_parse_never_raises_on_tag_soup(pieces):
         assert is_well_formed("".join(pieces)) and not parsed.errors
 
 
-@given(st.dictionaries(st.text(max_size=10), st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=10)), max_size=4))
+@given(st.dictionaries(st.text(max_size=10), st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=10)), max_size=4))
 def test_any_json_arguments_round_trip(arguments):
     text = "<think>t</think><tool_call>" + json.dumps({"name": "crop_video", "arguments": arguments}) + "</tool_call>"
     parsed = parse_response(text)

@@ -113,8 +113,6 @@ def test_random_interleavings_keep_the_episode_contract(small_dataset, render_mo
     run_state_machine_as_test(lambda: EnvMachine(small_dataset, render_mode), settings=settings(stateful_step_count=25))
 
 
-@pytest.mark.xfail(strict=True, reason="close() does not end the episode: step() then fails inside a tool with "
-                   "AttributeError on the closed video (fix: close() sets self._done = True)")
 @pytest.mark.parametrize("action", ['<think>t</think><tool_call>{"name": "crop_video", "arguments": {"start_time": 0, '
                                     '"end_time": 2}}</tool_call>', "<think>t</think><answer>A</answer>"])
 def test_step_after_close_raises_a_clear_error(small_dataset, action):

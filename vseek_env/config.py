@@ -39,6 +39,9 @@ class EnvConfig:
         diagnostics: add process-level counters (frame-cache hits/misses/bytes) to ``info``. Off by
             default because they depend on what other episodes did, so they would break the
             same-seed-same-info guarantee.
+        tool_timeout_s: wall-clock limit of one tool call (seconds; ``None`` disables). A call that
+            runs longer is abandoned and answered with a ``tool_failed`` error observation; the
+            episode's video is reopened so the stuck decoder cannot block later calls.
         skip_bad_samples: on a video that cannot be opened, move on to another sample (the error is
             recorded in ``info["skipped"]``) instead of raising.
     """
@@ -63,6 +66,7 @@ class EnvConfig:
     reward: Any = "paper"
     skip_bad_samples: bool = False
     diagnostics: bool = False
+    tool_timeout_s: float | None = 60.0
 
     def __post_init__(self) -> None:
         from vseek_env.tools import TOOLS
@@ -77,6 +81,8 @@ class EnvConfig:
                 raise ValueError(f"EnvConfig.{name} must be positive, got {getattr(self, name)}")
         if self.error_budget < 0:
             raise ValueError(f"EnvConfig.error_budget must be >= 0, got {self.error_budget}")
+        if self.tool_timeout_s is not None and not self.tool_timeout_s > 0:
+            raise ValueError(f"EnvConfig.tool_timeout_s must be positive or None, got {self.tool_timeout_s}")
         if self.crop_fps <= 0:
             raise ValueError(f"EnvConfig.crop_fps must be positive, got {self.crop_fps}")
         if self.crop_min_frames > self.crop_max_frames:

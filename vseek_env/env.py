@@ -279,6 +279,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         return None
 
     def close(self) -> None:
+        self._done = True
         self._close_video()
         super().close()
 
@@ -367,9 +368,16 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             msg = f"the episode's frame budget ({self.config.max_frames_per_episode} frames) is spent; answer now."
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.BUDGET_EXCEEDED.value, message=msg), None, f"Error: {msg}"
         try:
-            result = tool.run(clean, ctx)
+            result = _call_with_timeout(tool.run, (clean, ctx), self.config.tool_timeout_s)
         except VideoError as exc:
             msg = f"{name} failed on this video: {exc}"
+            return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.TOOL_FAILED.value, message=msg), None, f"Error: {msg}"
+        except ToolTimeout:
+            # The worker may be stuck inside the decoder holding the video's lock: abandon that
+            # Video (the daemon thread dies with the process) and give later calls a fresh one.
+            self._video = open_video(self.dataset.video_path(self._sample), cache=self.frame_cache)
+            msg = (f"{name} did not finish within {self.config.tool_timeout_s:g} seconds and was stopped; "
+                   "try a shorter window or another tool.")
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.TOOL_FAILED.value, message=msg), None, f"Error: {msg}"
         room = self.config.max_frames_per_episode - self._frames_returned
         if len(result.times) > room:
@@ -406,7 +414,8 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         cfg = self.config
         text = "\n\n".join(_message_text(m) for m in messages)
         if len(text) > cfg.max_text_chars:
-            text = text[: cfg.max_text_chars - 20] + "\n[text truncated]"
+            marker = "\n[text truncated]"
+            text = (text[: max(0, cfg.max_text_chars - len(marker))] + marker)[: cfg.max_text_chars]
         h, w = cfg.obs_frame_size
         shown = frames[: cfg.obs_frames]
         if shown:
@@ -467,9 +476,46 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         return "\n".join(f"[{m['role']}] {_message_text(m)}" for m in self.conversation)
 
 
+class ToolTimeout(Exception):
+    """A tool call ran past ``EnvConfig.tool_timeout_s``."""
+
+
+def _call_with_timeout(fn, args: tuple, timeout_s: float | None):
+    """``fn(*args)``, or :class:`ToolTimeout` after ``timeout_s`` seconds (``None``: no limit).
+
+    The call runs in a daemon thread: a decoder stuck in C code cannot be interrupted, only
+    abandoned, and a daemon thread does not keep the process alive at exit.
+    """
+    if timeout_s is None:
+        return fn(*args)
+    import threading
+
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="vseek-tool", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise ToolTimeout
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def _message_text(message: dict) -> str:
     """A chat message as text, with each image replaced by ``<image>``."""
-    return "".join(p["text"] if p["type"] == "text" else IMAGE_PLACEHOLDER for p in message["content"])
+    # Text that merely says "<image>" (a model's tool name echoed in an error) must not pass for an
+    # image: processors count placeholders against the images they are given.
+    return "".join(
+        p["text"].replace(IMAGE_PLACEHOLDER, "[image]") if p["type"] == "text" else IMAGE_PLACEHOLDER
+        for p in message["content"]
+    )
 
 
 def _letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

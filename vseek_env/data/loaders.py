@@ -14,7 +14,16 @@ from vseek_env.data.sample import Sample, SampleError
 
 
 def load_file(path: Path) -> Dataset:
-    """Load a native dataset file; the format follows the suffix."""
+    """Load a native dataset file; the format follows the suffix. Errors name the file."""
+    try:
+        return _load_file(path)
+    except UnicodeDecodeError as exc:
+        raise SampleError(f"{path}: not UTF-8 text ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise SampleError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _load_file(path: Path) -> Dataset:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json") and _looks_like_v2p(path):
         from vseek_env.data.v2p import load_v2p
@@ -37,6 +46,8 @@ def load_file(path: Path) -> Dataset:
         samples = [_row(path, i, {k: v for k, v in r.items() if v is not None}) for i, r in enumerate(rows)]
     else:
         raise ValueError(f"{path}: unknown dataset format {suffix!r}; use .jsonl, .json or .parquet")
+    if not samples:
+        raise SampleError(f"{path}: no samples in this file")
     return Dataset(path.stem, samples, root=path.parent)
 
 
@@ -63,9 +74,14 @@ def _looks_like_v2p(path: Path) -> bool:
 
 
 def _row(path: Path, index: int, row: dict) -> Sample:
-    for key in ("prompt", "track", "meta"):
-        if isinstance(row.get(key), str):  # Parquet exports store nested objects as JSON text
-            row[key] = json.loads(row[key])
+    if not isinstance(row, dict):
+        raise SampleError(f"{path} row {index}: a sample row must be a JSON object, got {type(row).__name__}")
+    try:
+        for key in ("prompt", "track", "meta"):
+            if isinstance(row.get(key), str):  # Parquet exports store nested objects as JSON text
+                row[key] = json.loads(row[key])
+    except json.JSONDecodeError as exc:
+        raise SampleError(f"{path} row {index}: field {key!r} is not valid JSON ({exc})") from None
     try:
         return Sample.from_dict(row)
     except SampleError as exc:

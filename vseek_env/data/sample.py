@@ -95,6 +95,20 @@ class Sample:
     def __post_init__(self) -> None:
         if not self.id:
             raise SampleError("sample has an empty 'id'")
+        for name, types in (("video", str), ("question", str), ("meta", dict), ("source", str)):
+            if not isinstance(getattr(self, name), types):
+                raise SampleError(f"sample {self.id!r}: {name!r} must be a {types.__name__}, got {type(getattr(self, name)).__name__}")
+        if not (self.dimension is None or isinstance(self.dimension, (str, int))) or isinstance(self.dimension, bool):
+            raise SampleError(f"sample {self.id!r}: 'dimension' must be a string, an integer or null")
+        if not all(isinstance(option, str) for option in self.options):
+            raise SampleError(f"sample {self.id!r}: every option must be a string")
+        if self.prompt.box is not None and not _is_number_list(self.prompt.box, 4):
+            raise SampleError(f"sample {self.id!r}: prompt.box must be [x1, y1, x2, y2] (4 finite numbers)")
+        if self.track is not None:
+            if len(self.track.times) != len(self.track.boxes):
+                raise SampleError(f"sample {self.id!r}: track has {len(self.track.times)} times but {len(self.track.boxes)} boxes")
+            if not all(_is_number_list(box, 4) for box in self.track.boxes):
+                raise SampleError(f"sample {self.id!r}: every track box must be [x1, y1, x2, y2] (4 finite numbers)")
         if self.answer_kind not in ANSWER_KINDS:
             raise SampleError(
                 f"sample {self.id!r}: answer_kind {self.answer_kind!r} is not one of {ANSWER_KINDS}"
@@ -146,10 +160,15 @@ class Sample:
         data = dict(row)
         try:
             prompt = data.get("prompt") or {}
+            for key, value in (("prompt", prompt), ("track", data.get("track") or {})):
+                if not isinstance(value, dict):
+                    raise SampleError(f"sample {sample_id!r}: {key!r} must be an object, got {type(value).__name__}")
             if prompt.get("box") is not None:
                 prompt = {**prompt, "box": tuple(float(v) for v in prompt["box"])}
             data["prompt"] = VisualPromptSpec(**prompt)
-            if data.get("track"):
+            if not data.get("track"):
+                data["track"] = None
+            else:
                 track = data["track"]
                 data["track"] = Track(
                     times=tuple(float(t) for t in track.get("times", ())),
@@ -166,7 +185,7 @@ class Sample:
             return cls(**data)
         except SampleError:
             raise
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise SampleError(f"sample {sample_id!r}: {exc}") from exc
 
 

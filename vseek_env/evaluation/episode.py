@@ -24,6 +24,9 @@ import numpy as np
 
 THUMB_SIDE = 192
 PROMPT_SIDE = 320
+# Assets under this folder are content-addressed (their name determines their bytes): the results
+# sink writes each once and never overwrites it, so episodes can share them.
+SHARED_ASSET_DIR = "frames/"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class WorkerSpec:
     policy_args: dict = field(default_factory=dict)
     dataset: Any = "synth:default"  # a name, a path, or a Dataset
     env_args: dict = field(default_factory=dict)
+    # Optional hook: a picklable zero-argument factory of an object with ``start(task, env)``,
+    # ``on_step(turn, response, info)`` and ``finish(record, assets)``, built once per worker;
+    # ``finish`` may add fields to the record and assets (see ``vseek_env.coldstart``).
+    recorder: Any = None
 
 
 def build_policy(name: str, args: dict | None = None):
@@ -99,6 +106,7 @@ class EpisodeWorker:
         self.spec = spec
         self.env = VideoSeekerEnv(dataset=spec.dataset, **spec.env_args)
         self.policy = build_policy(spec.policy, spec.policy_args)
+        self.recorder = spec.recorder() if spec.recorder is not None else None
 
     def close(self) -> None:
         self.policy.close()
@@ -119,11 +127,17 @@ class EpisodeWorker:
             assets[path] = encode_jpeg(image, side)
             return path
 
+        recorder = self.recorder
+
         def on_step(turn: int, obs: dict, response: str | None, info: dict) -> None:
             turns.append(_turn_entry(turn, response, info, save, prompt))
+            if recorder is not None:
+                recorder.on_step(turn, response, info)
 
         timed = _TimedPolicy(self.policy)
         record = _base_record(task, sample, self.spec.policy)
+        if recorder is not None:
+            recorder.start(task, self.env)
         start = time.perf_counter()
         try:
             result = run_episode(self.env, timed, seed=task.seed, sample_id=task.sample_id, on_step=on_step)
@@ -131,6 +145,8 @@ class EpisodeWorker:
             record.update(status="error", error=f"{type(exc).__name__}: {exc}",
                           traceback=traceback.format_exc(limit=8), turns=turns,
                           latency_s=time.perf_counter() - start, policy_s=timed.seconds)
+            if recorder is not None:
+                recorder.finish(record, assets)
             return record, assets
         if not prompt:
             frame = self.env.prompt_frame
@@ -139,6 +155,8 @@ class EpisodeWorker:
         record.update(_result_fields(sample, result))
         record.update(turns=turns, prompt_image=prompt.get("image"), prompt_time=prompt.get("time"),
                       latency_s=result.latency_s, policy_s=timed.seconds)
+        if recorder is not None:
+            recorder.finish(record, assets)
         return record, assets
 
 

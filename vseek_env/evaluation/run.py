@@ -17,15 +17,17 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from vseek_env.evaluation.episode import EpisodeWorker, Task, WorkerSpec
+from vseek_env.evaluation.episode import SHARED_ASSET_DIR, EpisodeWorker, Task, WorkerSpec
 from vseek_env.evaluation.report import write_report
 from vseek_env.evaluation.results import ResultsFile
 from vseek_env.evaluation.summary import summarize
@@ -164,6 +166,7 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     title: str | None = None,
+    recorder: Any = None,
 ) -> EvalResult:
     """Evaluate ``policy`` on ``dataset``; resume from ``out/results.jsonl`` if it exists.
 
@@ -174,6 +177,8 @@ def evaluate(
             and policy, so a local HF model is loaded once per worker.
         use_ray: distribute over Ray; connects to ``ray_address`` or starts a local Ray.
         limit: evaluate only the first ``limit`` samples; ``repeats``: episodes per sample.
+        recorder: optional per-worker hook that adds fields and shared assets to each record
+            (see :class:`~vseek_env.evaluation.episode.WorkerSpec`); not part of the run identity.
     """
     from vseek_env.data import load_dataset
 
@@ -182,7 +187,8 @@ def evaluate(
     data = load_dataset(dataset)
     # Ray workers on other machines rebuild a named dataset themselves; local ones get the object.
     worker_dataset = dataset if use_ray and isinstance(dataset, str) else data
-    spec = WorkerSpec(policy=policy, policy_args=dict(policy_args or {}), dataset=worker_dataset, env_args=dict(env_args or {}))
+    spec = WorkerSpec(policy=policy, policy_args=dict(policy_args or {}), dataset=worker_dataset,
+                      env_args=dict(env_args or {}), recorder=recorder)
     identity = _run_identity(spec, data.name if not isinstance(dataset, (str, Path)) else str(dataset))
     identity = json.loads(json.dumps(identity, sort_keys=True, default=str))  # as it reads back from run.json
     run_file = out_dir / "run.json"
@@ -206,8 +212,12 @@ def evaluate(
     def sink(record: dict, assets: dict[str, bytes]) -> None:
         for rel, blob in assets.items():  # thumbnails first: a record on disk implies its images are
             path = out_dir / rel
+            if rel.startswith(SHARED_ASSET_DIR) and path.exists():
+                continue  # content-addressed, already written by an earlier episode
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(blob)
+            tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(blob)
+            os.replace(tmp, path)  # atomic: a crash never leaves a torn image behind a finished record
         store.append(record)
         bar.update(record)
 
