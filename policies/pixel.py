@@ -30,6 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+# The policy reads the generator's vocabulary (palette, shapes, event phrases) like any hand-written
+# detector would know its domain; it never reads a sample's answer, track or evidence.
+from vseek_env.data.synth.generate import action_text
 from vseek_env.data.synth.palette import HUES, SHAPES, rgb_to_hsv, shape_templates
 from vseek_env.policies.base import Policy
 
@@ -214,17 +217,6 @@ def parse_observation_text(text: str) -> tuple[str, list[str], str]:
                     break
             break
     return question, options, instruction
-
-
-def action_text(label: tuple) -> str:
-    kind = label[0]
-    if kind == "flash":
-        return f"turns {label[1]}"
-    if kind == "dart":
-        return f"jumps {label[1]}"
-    if kind == "grow":
-        return "grows bigger"
-    return "is hidden behind a dark panel"
 
 
 # ------------------------------------------------------------------------------------------ guessing

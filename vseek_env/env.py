@@ -18,8 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections import OrderedDict
+import json
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -116,7 +117,6 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         self.action_space = UnicodeText(cfg.max_response_chars)
         self._video: Video | None = None
         self._sample: Sample | None = None
-        self._prompt_cache: OrderedDict[str, tuple[np.ndarray, float | None]] = OrderedDict()
         self._last_frames: list[dict] = []
         self.trajectory = Trajectory()
         self.conversation: list[dict] = []
@@ -303,12 +303,16 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             self._video = None
 
     def _render_prompt(self, sample: Sample, video: Video) -> tuple[np.ndarray, float | None]:
-        cached = self._prompt_cache.get(sample.id)
-        if cached is not None:
-            self._prompt_cache.move_to_end(sample.id)
-            return cached
+        """The prompt frame at the pixel budget and its time; rendered once per process and kept in
+        the shared frame cache (so it counts against the cache's byte cap)."""
         spec = sample.prompt
         cfg = self.config
+        time = spec.time if spec.image or spec.time is None else float(video.frame_times[video.index_at(spec.time)])
+        spec_json = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
+        key = (*video.key, "prompt", hashlib.sha1(spec_json.encode()).hexdigest(), cfg.max_pixels, cfg.patch_factor)
+        cached = video.cache.get(key)
+        if cached is not None:
+            return cached, time
         if spec.image:
             path = self.dataset.resolve(spec.image)
             try:
@@ -332,10 +336,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             image, time = rendered.image, float(batch.times[0])
         h, w = smart_resize(image.shape[0], image.shape[1], max_pixels=cfg.max_pixels, factor=cfg.patch_factor)
         image = np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
-        image.setflags(write=False)
-        self._prompt_cache[sample.id] = (image, time)
-        if len(self._prompt_cache) > 64:
-            self._prompt_cache.popitem(last=False)
+        video.cache.put(key, image)
         return image, time
 
     def _question_text(self, sample: Sample, video: Video, n_overview: int) -> str:

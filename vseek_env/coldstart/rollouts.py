@@ -54,11 +54,15 @@ class RolloutSet:
             counts[r["sample_id"]] = counts.get(r["sample_id"], 0) + 1
         return max(counts.values(), default=0)
 
-    def load_dataset(self):
-        """The rollouts' dataset (by the name or path in run.json)."""
+    def load_dataset(self, override: Any = None):
+        """The rollouts' dataset: ``override`` (name, file or Dataset) or the one named in run.json."""
         from vseek_env.data import load_dataset
 
-        return load_dataset(self.dataset)
+        try:
+            return load_dataset(override if override is not None else self.dataset)
+        except (KeyError, FileNotFoundError) as exc:
+            raise RolloutError(f"{self.root}: cannot load the rollouts' dataset {self.dataset!r} ({exc}); "
+                               "pass the dataset explicitly (--dataset)") from None
 
 
 def run_rollouts(

@@ -46,7 +46,7 @@ import numpy as np
 from vseek_env.data.datasets import cache_dir, register_dataset, write_samples
 from vseek_env.data.sample import Sample, Track, VisualPromptSpec
 
-GENERATOR_VERSION = "synth-1.0"
+GENERATOR_VERSION = "synth-1.1"
 
 
 @dataclass(frozen=True)

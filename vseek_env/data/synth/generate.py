@@ -63,17 +63,17 @@ Q_TEMPORAL = "When does {ref} {action}?"
 Q_BOX = "Where is {ref} at {time} seconds?"
 
 
-def action_text(action: tuple) -> str:
-    """``("flash", "green")`` -> "turns green"; ``("dart", "left")`` -> "jumps left"; ..."""
+def action_text(action: tuple, *, base_form: bool = False) -> str:
+    """``("flash", "green")`` -> "turns green" ("turn green" with ``base_form``, after "does")."""
     kind = action[0]
     if kind == "flash":
-        return f"turns {action[1]}"
+        return f"turn{'' if base_form else 's'} {action[1]}"
     if kind == "dart":
-        return f"jumps {action[1]}"
+        return f"jump{'' if base_form else 's'} {action[1]}"
     if kind == "grow":
-        return "grows bigger"
+        return "grow bigger" if base_form else "grows bigger"
     if kind == "hide":
-        return "is hidden behind a dark panel"
+        return "get hidden behind a dark panel" if base_form else "is hidden behind a dark panel"
     raise ValueError(action)
 
 
@@ -386,7 +386,7 @@ class ScenePlanner:
             action = acts[int(rng.integers(len(acts)))]
             e = self._add_action(k, action, self._frames(slots[0], hidden))
             span = [round(e["f0"] / self.fps, 4), round(e["f1"] / self.fps, 4)]
-            return Planned(template, k, Q_TEMPORAL.replace("{action}", action_text(action)), span, (), [e])
+            return Planned(template, k, Q_TEMPORAL.replace("{action}", action_text(action, base_form=True)), span, (), [e])
         if template == "spatial_grounding":
             slots = self._take(1, hidden)
             if slots is None:

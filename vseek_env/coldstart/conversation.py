@@ -1,0 +1,138 @@
+"""Env chat messages -> the flat messages of the SFT formats (text with ``<image>``, images apart).
+
+One renderer per format turns a list of env-style messages — live ones from ``info["messages"]``
+(images as arrays) or stored ones from a rollout record (images as ``frames/`` paths) — into
+:class:`Flat` messages. The exporters write what the renderer gives for the stored conversation;
+the replay check renders the live env's messages with the same function and compares, so "the file
+holds exactly what the env returns" is checked, not assumed.
+
+* ``verl``: one flat message per env message (``system``, ``user``, ``assistant``, ``tool``), as
+  verl's ``MultiTurnSFTDataset`` and the ``vseek_agent`` loop both see them.
+* ``sharegpt``: LLaMA-Factory's alternation: the system prompt apart, then ``human``, and after each
+  response one ``observation`` (every tool result of the turn, joined the way LLaMA-Factory joins
+  parallel tool responses, then the env's feedback) or, when the turn ran no tool, one ``human``
+  message with the env's feedback.
+
+Assistant turns keep the model's exact response text, tool calls included as
+``<tool_call>{...}</tool_call>``: that is the text the env parses and the token sequence the RL
+loop trains, and it survives chat templates that drop structured ``tool_calls`` (Qwen2.5-VL's).
+
+Example:
+    >>> msgs = [{"role": "user", "content": [{"type": "text", "text": "<1 seconds>"},
+    ...                                      {"type": "image", "image": "frames/a.png"}]}]
+    >>> render("verl", msgs)
+    [Flat(role='user', text='<1 seconds><image>', images=['frames/a.png'])]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+IMAGE_TOKEN = "<image>"
+FORMATS = ("verl", "sharegpt")
+# LLaMA-Factory's separator between parallel tool responses (its OpenAI-format converter).
+TOOL_RESPONSE_JOIN = "\n</tool_response>\n<tool_response>\n"
+SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "tool": "observation", "system": "system"}
+
+
+@dataclass
+class Flat:
+    """One message as the SFT formats store it."""
+
+    role: str
+    text: str
+    images: list[Any] = field(default_factory=list)
+
+
+def flatten(message: dict) -> Flat:
+    """An env-style message as text with one ``<image>`` per image, plus the images in order."""
+    content = message["content"]
+    if isinstance(content, str):
+        return Flat(message["role"], content)
+    pieces: list[str] = []
+    images: list[Any] = []
+    for part in content:
+        if part.get("type") == "image":
+            pieces.append(IMAGE_TOKEN)
+            images.append(part["image"])
+        else:
+            pieces.append(part.get("text", ""))
+    return Flat(message["role"], "".join(pieces), images)
+
+
+def render(fmt: str, messages: list[dict]) -> list[Flat]:
+    """The messages of one env observation (reset's, or a step's) in format ``fmt``."""
+    flats = [flatten(m) for m in messages]
+    if fmt == "verl":
+        return flats
+    if fmt != "sharegpt":
+        raise ValueError(f"unknown SFT format {fmt!r}; choose one of {FORMATS}")
+    out = [Flat("system", f.text, f.images) for f in flats if f.role == "system"]
+    rest = [f for f in flats if f.role != "system"]
+    if not rest:
+        return out
+    tools = [f for f in rest if f.role == "tool"]
+    users = [f for f in rest if f.role != "tool"]
+    if tools:
+        text = TOOL_RESPONSE_JOIN.join(f.text for f in tools)
+        if users:
+            text += "\n" + "\n".join(f.text for f in users)
+        images = [im for f in tools + users for im in f.images]
+        out.append(Flat("observation", text, images))
+    else:
+        out.append(Flat("human", "\n".join(f.text for f in users), [im for f in users for im in f.images]))
+    return out
+
+
+@dataclass
+class Exchange:
+    """A conversation cut at the responses: the opening messages, then (response, observation) steps."""
+
+    opening: list[Flat]
+    steps: list[tuple[str, list[Flat]]]
+
+    @property
+    def images(self) -> list[Any]:
+        return [im for f in self.opening for im in f.images] + [im for _, obs in self.steps for f in obs for im in f.images]
+
+
+def exchange_from_record(fmt: str, conversation: list[dict]) -> Exchange:
+    """Cut a stored rollout conversation (env-style messages) into an :class:`Exchange` in ``fmt``."""
+    opening: list[dict] = []
+    steps: list[tuple[str, list[dict]]] = []
+    for message in conversation:
+        if message["role"] == "assistant":
+            steps.append((flatten(message).text, []))
+        elif steps:
+            steps[-1][1].append(message)
+        else:
+            opening.append(message)
+    return Exchange(render(fmt, opening), [(resp, render(fmt, obs)) for resp, obs in steps])
+
+
+def exchange_from_flat(messages: list[Flat]) -> Exchange:
+    """Cut flat messages (read back from an export) at the assistant turns."""
+    opening: list[Flat] = []
+    steps: list[tuple[str, list[Flat]]] = []
+    for f in messages:
+        if f.role in ("assistant", "gpt"):
+            steps.append((f.text, []))
+        elif steps:
+            steps[-1][1].append(f)
+        else:
+            opening.append(f)
+    return Exchange(opening, steps)
+
+
+def assign_images(messages: list[Flat], images: list[Any], where: str) -> list[Flat]:
+    """Give each flat message its images by counting ``<image>`` placeholders; checks the counts."""
+    total = sum(f.text.count(IMAGE_TOKEN) for f in messages)
+    if total != len(images):
+        raise ValueError(f"{where}: {total} {IMAGE_TOKEN} placeholders but {len(images)} images")
+    out, i = [], 0
+    for f in messages:
+        n = f.text.count(IMAGE_TOKEN)
+        out.append(Flat(f.role, f.text, list(images[i: i + n])))
+        i += n
+    return out
