@@ -20,6 +20,7 @@ _POLICIES = {
     "no_tool": "vseek_env.policies.no_tool:NoToolPolicy",
     "openai": "vseek_env.policies.openai_chat:OpenAIChatPolicy",
     "hf": "vseek_env.policies.hf:HFPolicy",
+    "mixture": "vseek_env.coldstart.mixture:MixturePolicy",
 }
 
 

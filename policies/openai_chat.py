@@ -1,8 +1,8 @@
 """A policy backed by any OpenAI-compatible chat-completions endpoint (vLLM, SGLang, hosted APIs).
 
-Standard library only (``urllib``). Frames go as JPEG data URLs; the env's tool schemas go as
-``tools``; native tool calls in the reply are turned into our ``<tool_call>`` grammar, so the env
-parses and scores them like text calls. A reply the env cannot use (garbage body, no choices,
+HTTP goes through :class:`vseek_env.openai_api.ChatEndpoint` (stdlib only). Frames go as JPEG
+data URLs; the env's tool schemas go as ``tools``; native tool calls in the reply are turned into
+our ``<tool_call>`` grammar, so the env parses and scores them like text calls. A reply the env cannot use (garbage body, no choices,
 empty message) becomes response text the env scores as an error; only a server that cannot be
 reached (after retries) or refuses the request raises :class:`OpenAIPolicyError`.
 
@@ -17,40 +17,21 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import os
-import random
-import socket
-import time
-import urllib.error
-import urllib.request
 from typing import Any
 
-import numpy as np
-
+from vseek_env.openai_api import ChatEndpoint, OpenAIAPIError, image_data_url, image_part
 from vseek_env.policies.base import Policy
+
+__all__ = ["OpenAIChatPolicy", "OpenAIPolicyError", "image_data_url", "tool_calls_to_text"]
 
 API_KEY_ENV = ("VSEEK_API_KEY", "OPENAI_API_KEY")
 BASE_URL_ENV = ("VSEEK_BASE_URL", "OPENAI_BASE_URL")
-_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-class OpenAIPolicyError(RuntimeError):
+class OpenAIPolicyError(OpenAIAPIError):
     """The endpoint could not be reached or refused the request; the message says which and why."""
-
-
-def image_data_url(image: np.ndarray, quality: int = 85, max_side: int | None = None) -> str:
-    """An RGB array as a ``data:image/jpeg;base64,...`` URL."""
-    from PIL import Image
-
-    im = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
-    if max_side:
-        im.thumbnail((max_side, max_side))
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def tool_calls_to_text(tool_calls: Any) -> str:
@@ -153,8 +134,7 @@ class OpenAIChatPolicy(Policy):
             if p["type"] == "text":
                 parts.append({"type": "text", "text": p["text"]})
             elif p["type"] == "image":
-                url = image_data_url(p["image"], self.jpeg_quality, self.max_image_side)
-                parts.append({"type": "image_url", "image_url": {"url": url}})
+                parts.append(image_part(p["image"], self.jpeg_quality, self.max_image_side))
         return parts
 
     def _convert(self, env_messages: list[dict]) -> list[dict]:
@@ -239,35 +219,24 @@ class OpenAIChatPolicy(Policy):
         body.update(self.extra_body)
         return body
 
+    @property
+    def _endpoint(self) -> ChatEndpoint:
+        return ChatEndpoint(self.base_url, self._api_key or "", timeout_s=self.timeout_s, retries=self.max_retries,
+                            backoff_s=self.backoff_s, jitter=True, retry_unparseable=False)
+
     def _complete(self) -> Any:
-        """POST the conversation; retry transient failures with exponential backoff and jitter."""
-        data = json.dumps(self._body()).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        url = f"{self.base_url}/chat/completions"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self.usage["retries"] += 1
-                time.sleep(self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
+        """POST the conversation; transient failures are retried with exponential backoff and jitter."""
+
+        def count(attempt: int) -> None:
             self.usage["requests"] += 1
-            request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:300].decode("utf-8", "replace")
-                last = f"HTTP {exc.code} from {url}: {detail}"
-                if exc.code in _RETRY_STATUS:
-                    continue
-                raise OpenAIPolicyError(last + (" (check the API key: $VSEEK_API_KEY or $OPENAI_API_KEY)"
-                                                if exc.code in (401, 403) else "")) from None
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
-                last = f"cannot reach {url}: {getattr(exc, 'reason', exc)}"
-                continue
-            try:
-                return json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                return {"_unparsable": raw[:200].decode("utf-8", "replace")}
-        raise OpenAIPolicyError(f"{last} (gave up after {self.max_retries + 1} attempts; is the server up and the base_url right?)")
+            self.usage["retries"] += int(attempt > 0)
+
+        try:
+            return self._endpoint.complete(self._body(), on_attempt=count)
+        except OpenAIAPIError as exc:
+            if exc.status == 200:  # a garbage body is the model server's answer: the env scores it
+                return {"_unparsable": exc.body}
+            if exc.status in (401, 403):
+                raise OpenAIPolicyError.wrap(exc, " (check the API key: $VSEEK_API_KEY or $OPENAI_API_KEY)") from None
+            hint = "; is the server up and the base_url right?" if exc.retryable else ""
+            raise OpenAIPolicyError.wrap(exc, hint) from None

@@ -20,17 +20,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import re
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+from vseek_env.openai_api import ChatEndpoint, OpenAIAPIError, message_text
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +161,8 @@ class LLMJudge:
         self._cache: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._lock = threading.Lock()
         self._warned = False
+        self._endpoint = ChatEndpoint(config.base_url, config.api_key, timeout_s=config.timeout_s,
+                                      retries=config.retries, backoff_s=config.backoff_s)
 
     def score(self, question: str, answer: str, prediction: str) -> JudgeResult:
         """Ask (or recall) the judge's score for one prediction. Never raises on endpoint trouble."""
@@ -173,29 +173,30 @@ class LLMJudge:
                 self._count(cache_hits=1)
                 return JudgeResult(self._cache[key], "cache")
         self._count(calls=1)
-        error = "no attempt made"
+        cfg = self.config
+        payload = {
+            "model": cfg.model,
+            "messages": [{"role": "user", "content": JUDGE_PROMPT.format(question=question, answer=answer, prediction=prediction)}],
+            "temperature": cfg.temperature,
+            "max_tokens": cfg.max_tokens,
+        }
         attempts = 0
-        for attempt in range(self.config.retries + 1):
-            if attempt:
-                time.sleep(self.config.backoff_s * 2 ** (attempt - 1))
+
+        def attempt(_: int) -> None:
+            nonlocal attempts
             attempts += 1
             self._count(requests=1)
-            try:
-                content = self._request(JUDGE_PROMPT.format(question=question, answer=answer, prediction=prediction))
-            except _Fatal as exc:
-                error = str(exc)
-                break
-            except _Retryable as exc:
-                error = str(exc)
-                continue
-            value = parse_judge_score(content)
-            if value is not None:
-                with self._lock:
-                    self._cache[key] = value
-                    while len(self._cache) > self.config.cache_size:
-                        self._cache.popitem(last=False)
-                return JudgeResult(value, "judge", attempts=attempts)
-            error = f"the judge replied without a score: {content[:80]!r}"
+
+        try:
+            value = self._endpoint.complete(payload, parse=_score_of, on_attempt=attempt)
+        except OpenAIAPIError as exc:
+            error = str(exc)
+        else:
+            with self._lock:
+                self._cache[key] = value
+                while len(self._cache) > cfg.cache_size:
+                    self._cache.popitem(last=False)
+            return JudgeResult(value, "judge", attempts=attempts)
         self._count(failures=1)
         if not self._warned:
             self._warned = True
@@ -209,43 +210,14 @@ class LLMJudge:
         self.stats.add(**deltas)
         PROCESS_STATS.add(**deltas)
 
-    def _request(self, prompt: str) -> str:
-        cfg = self.config
-        body = json.dumps(
-            {
-                "model": cfg.model,
-                "messages": [{"role": "user", "content": prompt}],
-                "temperature": cfg.temperature,
-                "max_tokens": cfg.max_tokens,
-            }
-        ).encode()
-        headers = {"Content-Type": "application/json"}
-        if cfg.api_key:
-            headers["Authorization"] = f"Bearer {cfg.api_key}"
-        request = urllib.request.Request(cfg.base_url.rstrip("/") + "/chat/completions", data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=cfg.timeout_s) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            message = f"HTTP {exc.code} from {cfg.base_url}"
-            # Client errors other than timeouts and rate limits will not heal by retrying.
-            raise (_Fatal if 400 <= exc.code < 500 and exc.code not in (408, 429) else _Retryable)(message) from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, reset, timeout, bad URL
-            raise _Retryable(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
-        try:
-            payload = json.loads(raw)
-            content = payload["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _Retryable(f"not a chat completion: {raw[:80]!r}") from None
-        return content if isinstance(content, str) else ""
 
-
-class _Retryable(Exception):
-    pass
-
-
-class _Fatal(Exception):
-    pass
+def _score_of(reply: dict) -> float:
+    """The score in a judge reply; a reply without one is worth another attempt."""
+    content = message_text(reply)
+    value = parse_judge_score(content)
+    if value is None:
+        raise OpenAIAPIError(f"the judge replied without a score: {content[:80]!r}", status=200, retryable=True)
+    return value
 
 
 def parse_judge_score(content: str) -> float | None:

@@ -29,6 +29,17 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(scope="module")
+def no_judge_from_the_environment():
+    """A judge configured in the developer's shell must not change rule-based reward expectations.
+
+    Request it per module: ``pytestmark = pytest.mark.usefixtures("no_judge_from_the_environment")``.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("VSEEK_JUDGE_BASE_URL", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def indexed_video(tmp_path_factory) -> Path:
     """A 6 s, 10 fps, 192x120 H.264 video whose frame i shows i."""

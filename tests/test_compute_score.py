@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from conftest import make_sample
 from hypothesis import given
@@ -17,13 +15,7 @@ CROP = '<think>look</think><tool_call>{{"name": "crop_video", "arguments": {{"st
 SPEC = {"preset": "paper_logged", "parsimony": {"lam": 0.25}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _no_judge_from_the_environment():
-    """A judge configured in the developer's shell must not change these rule-based expectations."""
-    saved = os.environ.pop("VSEEK_JUDGE_BASE_URL", None)
-    yield
-    if saved is not None:
-        os.environ["VSEEK_JUDGE_BASE_URL"] = saved
+pytestmark = pytest.mark.usefixtures("no_judge_from_the_environment")
 
 
 def verl_transcript(responses: list[str], tool_texts: list[list[str]], special_tokens: bool) -> str:

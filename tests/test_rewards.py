@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import gymnasium as gym
 import pytest
@@ -27,13 +26,7 @@ from vseek_env.trajectory import ToolRecord, Trajectory, trajectory_from_text
 BUILTINS = ("accuracy", "format", "parsimony", "temporal_iou", "crop_iou", "spatial_iou")
 CROP = '<think>look</think><tool_call>{{"name": "crop_video", "arguments": {{"start_time": {}, "end_time": {}}}}}</tool_call>'
 
-@pytest.fixture(autouse=True, scope="module")
-def _no_judge_from_the_environment():
-    """A judge configured in the developer's shell must not change these rule-based expectations."""
-    saved = os.environ.pop("VSEEK_JUDGE_BASE_URL", None)
-    yield
-    if saved is not None:
-        os.environ["VSEEK_JUDGE_BASE_URL"] = saved
+pytestmark = pytest.mark.usefixtures("no_judge_from_the_environment")
 
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)

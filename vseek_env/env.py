@@ -40,6 +40,7 @@ from vseek_env.protocol import (
 )
 from vseek_env.spaces import UnicodeText
 from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
+from vseek_env.tools.worker import ToolTimeout, ToolWorker
 from vseek_env.trajectory import ToolRecord, Trajectory, Turn
 from vseek_env.video import FrameCache, Video, VideoError, open_video, smart_resize
 
@@ -116,6 +117,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         )
         self.action_space = UnicodeText(cfg.max_response_chars)
         self._video: Video | None = None
+        self._worker: ToolWorker | None = None
         self._sample: Sample | None = None
         self._last_frames: list[dict] = []
         self.trajectory = Trajectory()
@@ -170,7 +172,8 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         sample, video = self._sample, self._video
         assert sample is not None and video is not None
         overview = video.read(
-            video.uniform_indices(self.config.overview_frames), max_pixels=self.config.max_pixels, factor=self.config.patch_factor
+            video.uniform_indices(self.config.overview_frames), max_pixels=self.config.max_pixels,
+            factor=self.config.patch_factor, stack=False,
         )
         frames = [
             {"time": float(t), "image": f, "source": "overview", "index": int(i)}
@@ -281,6 +284,9 @@ class VideoSeekerEnv(gym.Env[dict, str]):
     def close(self) -> None:
         self._done = True
         self._close_video()
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
         super().close()
 
     # -- internals -------------------------------------------------------------------------------
@@ -369,13 +375,14 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             msg = f"the episode's frame budget ({self.config.max_frames_per_episode} frames) is spent; answer now."
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.BUDGET_EXCEEDED.value, message=msg), None, f"Error: {msg}"
         try:
-            result = _call_with_timeout(tool.run, (clean, ctx), self.config.tool_timeout_s)
+            result = self._tool_worker().call(tool.run, clean, ctx, timeout_s=self.config.tool_timeout_s)
         except VideoError as exc:
             msg = f"{name} failed on this video: {exc}"
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.TOOL_FAILED.value, message=msg), None, f"Error: {msg}"
         except ToolTimeout:
-            # The worker may be stuck inside the decoder holding the video's lock: abandon that
-            # Video (the daemon thread dies with the process) and give later calls a fresh one.
+            # The worker may be stuck inside the decoder holding the video's lock: abandon both
+            # (the daemon thread dies with the process) and give later calls fresh ones.
+            self._worker = None
             self._video = open_video(self.dataset.video_path(self._sample), cache=self.frame_cache)
             msg = (f"{name} did not finish within {self.config.tool_timeout_s:g} seconds and was stopped; "
                    "try a shorter window or another tool.")
@@ -391,6 +398,11 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             name, clean, ok=True, message=text, window=result.window, times=tuple(float(t) for t in result.times)
         )
         return record, result, text
+
+    def _tool_worker(self) -> ToolWorker:
+        if self._worker is None:
+            self._worker = ToolWorker()
+        return self._worker
 
     def _feedback(self, errors: list[ProtocolError], truncated: bool) -> str:
         lines = [f"Error ({e.code.value}): {e.message}" for e in errors]
@@ -475,38 +487,6 @@ class VideoSeekerEnv(gym.Env[dict, str]):
 
     def _transcript(self) -> str:
         return "\n".join(f"[{m['role']}] {_message_text(m)}" for m in self.conversation)
-
-
-class ToolTimeout(Exception):
-    """A tool call ran past ``EnvConfig.tool_timeout_s``."""
-
-
-def _call_with_timeout(fn, args: tuple, timeout_s: float | None):
-    """``fn(*args)``, or :class:`ToolTimeout` after ``timeout_s`` seconds (``None``: no limit).
-
-    The call runs in a daemon thread: a decoder stuck in C code cannot be interrupted, only
-    abandoned, and a daemon thread does not keep the process alive at exit.
-    """
-    if timeout_s is None:
-        return fn(*args)
-    import threading
-
-    box: dict = {}
-
-    def target() -> None:
-        try:
-            box["result"] = fn(*args)
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, name="vseek-tool", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        raise ToolTimeout
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 def _message_text(message: dict) -> str:

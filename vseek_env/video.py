@@ -55,9 +55,13 @@ class VideoError(RuntimeError):
 
 @dataclass(frozen=True)
 class FrameBatch:
-    """Decoded frames with their true presentation times (seconds) and frame indices."""
+    """Decoded frames with their true presentation times (seconds) and frame indices.
 
-    frames: np.ndarray  # (N, H, W, 3) uint8
+    ``frames`` is one ``(N, H, W, 3)`` uint8 array, or with ``Video.read(..., stack=False)`` a tuple
+    of ``N`` read-only ``(H, W, 3)`` arrays shared with the frame cache (no copy).
+    """
+
+    frames: np.ndarray | tuple[np.ndarray, ...]
     times: np.ndarray  # (N,) float64, strictly increasing
     indices: np.ndarray  # (N,) int64
 
@@ -621,9 +625,13 @@ class Video:
         return smart_resize(self.height, self.width, max_pixels=max_pixels, factor=factor)
 
     def read(
-        self, indices, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, factor: int = DEFAULT_FACTOR
+        self, indices, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, factor: int = DEFAULT_FACTOR, stack: bool = True
     ) -> FrameBatch:
-        """Frames ``indices`` at the budgeted size: from the cache, else the frame store, else decoded."""
+        """Frames ``indices`` at the budgeted size: from the cache, else the frame store, else decoded.
+
+        ``stack=False`` returns the cached frames themselves (read-only) instead of a stacked copy:
+        what the env uses, since a 64-frame batch copy costs more than the rest of a warm step.
+        """
         if self._closed:
             raise VideoError(f"video {self.path} is closed")
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -637,9 +645,12 @@ class Video:
             with _inflight_lock((*self._key, size)):
                 found = self._fill(missing, size)
             frames = [f if f is not None else found[int(i)] for f, i in zip(frames, indices)]
+        times = self.frame_times[indices].copy()
+        if not stack:
+            return FrameBatch(frames=tuple(frames), times=times, indices=indices)
         h, w = size
         stacked = np.stack(frames) if frames else np.zeros((0, h, w, 3), np.uint8)
-        return FrameBatch(frames=stacked, times=self.frame_times[indices].copy(), indices=indices)
+        return FrameBatch(frames=stacked, times=times, indices=indices)
 
     def _lookup(self, indices: np.ndarray, size: tuple[int, int]) -> list[np.ndarray | None]:
         return [self.cache.get((*self._key, int(i), size)) for i in indices]

@@ -6,8 +6,12 @@ One renderer per format turns a list of env-style messages — live ones from ``
 the replay check renders the live env's messages with the same function and compares, so "the file
 holds exactly what the env returns" is checked, not assumed.
 
-* ``verl``: one flat message per env message (``system``, ``user``, ``assistant``, ``tool``), as
-  verl's ``MultiTurnSFTDataset`` and the ``vseek_agent`` loop both see them.
+* ``verl``: one flat message per env message (``system``, ``user``, ``assistant``, ``tool``), except
+  that the tool messages of one response become one ``tool`` message, their texts joined by
+  ``</tool_response><tool_response>`` (``merge_tools=True``, the default). Qwen chat templates
+  render consecutive tool messages as one user turn of ``<tool_response>`` blocks, which is what the
+  ``vseek_agent`` loop trains on; the merged message renders to the same tokens on its own, so
+  verl's per-message tokenisation matches the whole conversation (its sanity check passes).
 * ``sharegpt``: LLaMA-Factory's alternation: the system prompt apart, then ``human``, and after each
   response one ``observation`` (every tool result of the turn, joined the way LLaMA-Factory joins
   parallel tool responses, then the env's feedback) or, when the turn ran no tool, one ``human``
@@ -61,11 +65,19 @@ def flatten(message: dict) -> Flat:
     return Flat(message["role"], "".join(pieces), images)
 
 
-def render(fmt: str, messages: list[dict]) -> list[Flat]:
+def render(fmt: str, messages: list[dict], *, merge_tools: bool = True) -> list[Flat]:
     """The messages of one env observation (reset's, or a step's) in format ``fmt``."""
     flats = [flatten(m) for m in messages]
     if fmt == "verl":
-        return flats
+        if not merge_tools:
+            return flats
+        out: list[Flat] = []
+        for f in flats:
+            if f.role == "tool" and out and out[-1].role == "tool":
+                out[-1] = Flat("tool", out[-1].text + TOOL_RESPONSE_JOIN + f.text, out[-1].images + f.images)
+            else:
+                out.append(f)
+        return out
     if fmt != "sharegpt":
         raise ValueError(f"unknown SFT format {fmt!r}; choose one of {FORMATS}")
     out = [Flat("system", f.text, f.images) for f in flats if f.role == "system"]
@@ -97,7 +109,7 @@ class Exchange:
         return [im for f in self.opening for im in f.images] + [im for _, obs in self.steps for f in obs for im in f.images]
 
 
-def exchange_from_record(fmt: str, conversation: list[dict]) -> Exchange:
+def exchange_from_record(fmt: str, conversation: list[dict], *, merge_tools: bool = True) -> Exchange:
     """Cut a stored rollout conversation (env-style messages) into an :class:`Exchange` in ``fmt``."""
     opening: list[dict] = []
     steps: list[tuple[str, list[dict]]] = []
@@ -108,7 +120,8 @@ def exchange_from_record(fmt: str, conversation: list[dict]) -> Exchange:
             steps[-1][1].append(message)
         else:
             opening.append(message)
-    return Exchange(render(fmt, opening), [(resp, render(fmt, obs)) for resp, obs in steps])
+    return Exchange(render(fmt, opening, merge_tools=merge_tools),
+                    [(resp, render(fmt, obs, merge_tools=merge_tools)) for resp, obs in steps])
 
 
 def exchange_from_flat(messages: list[Flat]) -> Exchange:

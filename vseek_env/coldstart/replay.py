@@ -67,11 +67,11 @@ def _compare(where: str, stored: list[Flat], live: list[Flat], base: Path | None
 
 
 def replay_exchange(env, sample_id: str, exchange: Exchange, fmt: str, *, reward: float | None = None,
-                    base: Path | None = None, where: str = "") -> list[str]:
+                    base: Path | None = None, where: str = "", merge_tools: bool = True) -> list[str]:
     """Mismatches between ``exchange`` (read from an export) and the env replaying its responses."""
     out: list[str] = []
     _, info = env.reset(options={"sample_id": sample_id})
-    _compare(f"{where} opening", exchange.opening, render(fmt, info["messages"]), base, out)
+    _compare(f"{where} opening", exchange.opening, render(fmt, info["messages"], merge_tools=merge_tools), base, out)
     done, final = False, None
     for t, (response, observation) in enumerate(exchange.steps, 1):
         if done:
@@ -79,7 +79,7 @@ def replay_exchange(env, sample_id: str, exchange: Exchange, fmt: str, *, reward
             break
         _, r, terminated, truncated, info = env.step(response)
         done = terminated or truncated
-        _compare(f"{where} turn {t}", observation, render(fmt, info["messages"]), base, out)
+        _compare(f"{where} turn {t}", observation, render(fmt, info["messages"], merge_tools=merge_tools), base, out)
         if done:
             final = float(r)
     if not done:
@@ -128,7 +128,8 @@ def verify_export(path: str | Path, fmt: str, *, limit: int | None = None) -> Re
         for i, (exchange, meta, base) in enumerate(_conversations(path, fmt)[:limit]):
             env = _env_for(meta["dataset"], meta.get("env_options", "{}"), envs)
             report.mismatches += replay_exchange(env, meta["sample_id"], exchange, fmt, reward=meta.get("reward"),
-                                                 base=base, where=f"{meta.get('key', i)}")
+                                                 base=base, where=f"{meta.get('key', i)}",
+                                                 merge_tools=bool(meta.get("merge_tools", True)))
             report.checked += 1
     finally:
         for env in envs.values():

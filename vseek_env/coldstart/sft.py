@@ -7,10 +7,10 @@
     extra_info  {key, sample_id, dimension, policy, reward, dataset, env_options (JSON)}
 
 Images are read by verl's ``process_image`` (``qwen_vl_utils.fetch_image`` opens local paths).
-verl tokenises each message on its own and, by default, asserts that the concatenation equals
-the whole conversation rendered at once; Qwen templates render consecutive tool messages as one
-user turn, so trajectories with several tool calls in one response need
-``data.multiturn.ignore_input_ids_mismatch=True`` (or ``max_calls_per_turn=1`` here).
+The tool results of one response form one ``tool`` message (see
+:mod:`~vseek_env.coldstart.conversation`), so verl's check that per-message tokenisation equals
+the whole conversation holds with Qwen templates. With ``merge_tools=False`` every tool call
+gets its own message; then multi-call responses need ``data.multiturn.ignore_input_ids_mismatch=True``.
 
 **ShareGPT** (LLaMA-Factory, ``formatting: sharegpt``): a JSON list of
 ``{"conversations": [{"from": "human"|"gpt"|"observation", "value": ...}], "system", "images",
@@ -66,16 +66,16 @@ def select_trajectories(records: Iterable[dict], *, dedup: bool = True, max_per_
     return out
 
 
-def _meta(rollouts: RolloutSet, record: dict) -> dict:
-    return {
+def _meta(rollouts: RolloutSet, record: dict, **extra) -> dict:
+    return {**extra,
         "key": record["key"], "sample_id": record["sample_id"], "dimension": str(record.get("dimension")),
         "policy": str(record.get("policy")), "reward": float(record.get("reward", 0.0)),
         "dataset": rollouts.dataset, "env_options": json.dumps(rollouts.env_args, sort_keys=True),
     }
 
 
-def _exchange(rollouts: RolloutSet, record: dict, fmt: str) -> Exchange:
-    ex = exchange_from_record(fmt, record["conversation"])
+def _exchange(rollouts: RolloutSet, record: dict, fmt: str, merge_tools: bool = True) -> Exchange:
+    ex = exchange_from_record(fmt, record["conversation"], merge_tools=merge_tools)
     texts = [f.text for f in ex.opening] + [t for resp, obs in ex.steps for t in [resp] + [f.text for f in obs]]
     placeholders = sum(t.count(IMAGE_TOKEN) for t in texts)
     if placeholders != len(ex.images):
@@ -88,15 +88,15 @@ def _exchange(rollouts: RolloutSet, record: dict, fmt: str) -> Exchange:
     return ex
 
 
-def verl_row(rollouts: RolloutSet, record: dict) -> dict:
+def verl_row(rollouts: RolloutSet, record: dict, *, merge_tools: bool = True) -> dict:
     """One verl multi-turn SFT row of a stored trajectory."""
-    ex = _exchange(rollouts, record, "verl")
+    ex = _exchange(rollouts, record, "verl", merge_tools)
     messages = [{"role": f.role, "content": f.text} for f in ex.opening]
     for response, obs in ex.steps:
         messages.append({"role": "assistant", "content": response})
         messages += [{"role": f.role, "content": f.text} for f in obs]
     images = [{"image": str((rollouts.root / p).resolve())} for p in ex.images]
-    return {"messages": messages, "images": images, "extra_info": _meta(rollouts, record)}
+    return {"messages": messages, "images": images, "extra_info": _meta(rollouts, record, merge_tools=merge_tools)}
 
 
 def sharegpt_entry(rollouts: RolloutSet, record: dict, base: Path) -> dict:
@@ -112,11 +112,12 @@ def sharegpt_entry(rollouts: RolloutSet, record: dict, base: Path) -> dict:
 
 
 def export_sft(rollouts: RolloutSet, records: Iterable[dict], out: str | os.PathLike, *, fmt: str = "verl",
-               dataset_name: str = "vseek_coldstart") -> Path:
+               dataset_name: str = "vseek_coldstart", merge_tools: bool = True) -> Path:
     """Write ``records`` (kept trajectories of ``rollouts``) as ``fmt`` to ``out``; returns the path.
 
     ``verl`` writes Parquet; ``sharegpt`` writes the JSON list and registers it as ``dataset_name``
-    in ``dataset_info.json`` beside it (other entries of an existing file are kept).
+    in ``dataset_info.json`` beside it (other entries of an existing file are kept). ``merge_tools``:
+    one ``tool`` message per response in the verl format (default) or one per tool call.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown SFT format {fmt!r}; choose one of {FORMATS}")
@@ -128,7 +129,7 @@ def export_sft(rollouts: RolloutSet, records: Iterable[dict], out: str | os.Path
     if fmt == "verl":
         from vseek_env.integrations.verl.rows import write_parquet
 
-        return write_parquet([verl_row(rollouts, r) for r in records], out)
+        return write_parquet([verl_row(rollouts, r, merge_tools=merge_tools) for r in records], out)
     entries = [sharegpt_entry(rollouts, r, out.parent) for r in records]
     problems = validate_sharegpt(entries, out.parent)
     if problems:

@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from vseek_env.data.sample import Sample, SampleError
 
@@ -102,8 +102,15 @@ def load_dataset(spec: str | os.PathLike | Dataset | Sequence[Sample]) -> Datase
     return load_file(path)
 
 
-def read_samples(path: Path) -> Iterable[Sample]:
-    """Samples from a native JSONL file; errors name the file and line."""
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file (line numbers from 1).
+
+    A line that is not JSON, or not a JSON object, raises :class:`SampleError` naming ``file:line``.
+
+    Example:
+        >>> for lineno, row in iter_jsonl("samples.jsonl"):          # doctest: +SKIP
+        ...     print(lineno, row["id"])
+    """
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -112,10 +119,18 @@ def read_samples(path: Path) -> Iterable[Sample]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise SampleError(f"{path}:{lineno}: not valid JSON ({exc})") from None
-            try:
-                yield Sample.from_dict(row)
-            except SampleError as exc:
-                raise SampleError(f"{path}:{lineno}: {exc}") from None
+            if not isinstance(row, dict):
+                raise SampleError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            yield lineno, row
+
+
+def read_samples(path: Path) -> Iterable[Sample]:
+    """Samples from a native JSONL file; errors name the file and line."""
+    for lineno, row in iter_jsonl(path):
+        try:
+            yield Sample.from_dict(row)
+        except SampleError as exc:
+            raise SampleError(f"{path}:{lineno}: {exc}") from None
 
 
 def write_samples(path: Path, samples: Iterable[Sample]) -> None:

@@ -1,9 +1,10 @@
 """A small OpenAI-compatible chat client for the model-backed pipeline stages (G1, G2, G4).
 
-It speaks ``POST {base_url}/chat/completions`` (vLLM, SGLang, hosted APIs), sends frames as
-``data:`` JPEG URLs, retries transport failures and 5xx/429 answers, and turns every reply into
-text. Parsing the text is the caller's job: a model's malformed output is an observation, never a
-crash (:func:`parse_json_reply` returns ``(None, why)``).
+It speaks ``POST {base_url}/chat/completions`` through :class:`vseek_env.openai_api.ChatEndpoint`
+(retrying transport failures, 408/409/425/429/5xx answers and garbled bodies), sends frames as
+``data:`` JPEG URLs, and turns every reply into text. Parsing the text is the caller's job: a
+model's malformed output is an observation, never a crash (:func:`parse_json_reply` returns
+``(None, why)``).
 
 Example:
     >>> client = ChatClient("http://127.0.0.1:8000/v1", "Qwen2.5-VL-7B")        # doctest: +SKIP
@@ -14,23 +15,24 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import re
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from vseek_env import openai_api
+from vseek_env.openai_api import ChatEndpoint, OpenAIAPIError, message_text
+
 __all__ = ["ChatClient", "LLMError", "image_part", "parse_json_reply"]
 
 
-class LLMError(RuntimeError):
-    """The endpoint could not be reached or kept failing; the message names the URL."""
+class LLMError(OpenAIAPIError):
+    """The endpoint could not be reached, refused the request or kept failing; the message names the URL.
+
+    Raising it stops a pipeline run (a model server that is down would otherwise drop every item).
+    """
 
 
 @dataclass
@@ -42,13 +44,14 @@ class ChatClient:
         model: the served model name.
         api_key: sent as ``Authorization: Bearer``; local servers usually ignore it.
         timeout_s: per request.
-        retries: extra attempts after a transport error, a 429 or a 5xx answer.
+        retries: extra attempts after a transport error, a 408/409/425/429 or 5xx answer, or a garbled body.
+        backoff_s: the sleep before retry k is ``backoff_s * 2**(k-1)``.
         temperature, max_tokens: sampling settings sent with every request.
     """
 
     base_url: str
     model: str
-    api_key: str = "EMPTY"
+    api_key: str = field(default="EMPTY", repr=False)
     timeout_s: float = 120.0
     retries: int = 2
     temperature: float = 0.0
@@ -57,50 +60,18 @@ class ChatClient:
 
     def complete(self, messages: list[dict]) -> str:
         """The assistant message's text for ``messages``; raises :class:`LLMError` when the endpoint fails."""
-        url = self.base_url.rstrip("/") + "/chat/completions"
-        body = json.dumps(
-            {"model": self.model, "messages": messages, "temperature": self.temperature, "max_tokens": self.max_tokens}
-        ).encode()
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * attempt)
-            request = urllib.request.Request(
-                url, data=body, headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    payload = response.read()
-            except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}"
-                if exc.code == 429 or exc.code >= 500:
-                    continue
-                raise LLMError(f"{url}: HTTP {exc.code}: {exc.read()[:200]!r}") from None
-            except (urllib.error.URLError, OSError, TimeoutError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            try:
-                data = json.loads(payload)
-                content = data["choices"][0]["message"].get("content")
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                # a garbled body is the model server's fault, not a transport one: retrying is cheap
-                last = f"unreadable response body {payload[:120]!r}"
-                continue
-            return content if isinstance(content, str) else ""
-        raise LLMError(f"{url}: no usable answer after {self.retries + 1} attempt(s) ({last})")
+        payload = {"model": self.model, "messages": messages, "temperature": self.temperature, "max_tokens": self.max_tokens}
+        endpoint = ChatEndpoint(self.base_url, self.api_key, timeout_s=self.timeout_s, retries=self.retries,
+                                backoff_s=self.backoff_s)
+        try:
+            return endpoint.complete(payload, parse=message_text)
+        except OpenAIAPIError as exc:
+            raise LLMError.wrap(exc) from None
 
 
 def image_part(frame: np.ndarray, *, max_side: int = 448, quality: int = 85) -> dict:
-    """An OpenAI ``image_url`` content part holding ``frame`` (H, W, 3 uint8) as a JPEG data URL."""
-    from PIL import Image
-
-    image = Image.fromarray(np.ascontiguousarray(frame))
-    scale = max_side / max(image.size)
-    if scale < 1:
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=quality)
-    return {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()}}
+    """An OpenAI ``image_url`` content part holding ``frame`` (H, W, 3 uint8), at most ``max_side`` pixels a side."""
+    return openai_api.image_part(frame, quality, max_side)
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)

@@ -51,7 +51,8 @@ class ToolResult:
     """What a tool call returns: text, frames labelled with their true times, and what was looked at."""
 
     text: str
-    frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1, 3), np.uint8))
+    # (N, H, W, 3) uint8, or a sequence of N (H, W, 3) arrays (e.g. shared with the frame cache)
+    frames: np.ndarray | tuple[np.ndarray, ...] = field(default_factory=lambda: np.zeros((0, 1, 1, 3), np.uint8))
     times: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float64))
     window: tuple[float, float] | None = None  # the clamped time window the call covered, if any
     indices: np.ndarray | None = None  # video frame index of each frame, when frames are whole video frames

@@ -52,6 +52,6 @@ class CropVideo(Tool):
         cfg = ctx.config
         start, end = arguments["start_time"], arguments["end_time"]
         indices = ctx.video.window_indices(start, end, fps=cfg.crop_fps, min_frames=cfg.crop_min_frames, max_frames=cfg.crop_max_frames)
-        batch = ctx.video.read(indices, max_pixels=cfg.max_pixels, factor=cfg.patch_factor)
+        batch = ctx.video.read(indices, max_pixels=cfg.max_pixels, factor=cfg.patch_factor, stack=False)
         text = f"{len(batch.times)} frames from {format_number(start)} to {format_number(end)} seconds:"
         return ToolResult(text=text, frames=batch.frames, times=batch.times, window=(start, end), indices=batch.indices)

@@ -1,0 +1,206 @@
+"""The one HTTP client for OpenAI-compatible chat completions (vLLM, SGLang, hosted APIs); stdlib only.
+
+:class:`ChatEndpoint` POSTs a payload to ``{base_url}/chat/completions`` and retries what may heal
+(refused or dropped connections, timeouts, HTTP 408/409/425/429 and 5xx, and, unless told not
+to, bodies that are not a JSON object) with exponential backoff; any other 4xx fails at once.
+Every failure is one :class:`OpenAIAPIError` carrying ``status`` and ``retryable``. The API key
+goes only into the ``Authorization`` header: it is kept out of ``repr`` and of every error text.
+:func:`image_data_url` / :func:`image_part` encode frames as JPEG ``data:`` URLs.
+
+Used by the LLM judge (``rewards/judge.py``), the data pipeline (``vseek_env/pipeline/llm.py``) and
+the ``openai`` policy (``policies/openai_chat.py``), which translate the error into their own.
+
+Example:
+    >>> endpoint = ChatEndpoint("http://127.0.0.1:9/v1", timeout_s=0.5, retries=0)
+    >>> try:                                                   # nothing listens on port 9
+    ...     endpoint.complete({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    ... except OpenAIAPIError as exc:
+    ...     exc.status, exc.retryable, "cannot reach" in str(exc)
+    (None, True, True)
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import random
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["ChatEndpoint", "OpenAIAPIError", "RETRY_STATUS", "image_data_url", "image_part", "message_text"]
+
+T = TypeVar("T")
+
+#: HTTP statuses worth another try besides 5xx: timeout, conflict, too early, rate limit.
+RETRY_STATUS = frozenset({408, 409, 425, 429})
+
+
+class OpenAIAPIError(RuntimeError):
+    """A chat-completions call that gave no usable reply.
+
+    Attributes:
+        status: the HTTP status, ``None`` when no answer arrived (refused, reset, timed out);
+            200 when the answer came but was unusable (not JSON, or rejected by ``parse``).
+        retryable: whether the failure could heal on its own (so a caller may try again later).
+        attempts: the HTTP requests made.
+        body: the start of the server's answer, for diagnostics.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False, attempts: int = 1,
+                 body: str = "") -> None:
+        super().__init__(message)
+        self.status, self.retryable, self.attempts, self.body = status, retryable, attempts, body
+
+    @classmethod
+    def wrap(cls, error: "OpenAIAPIError", hint: str = "") -> "OpenAIAPIError":
+        """``error`` as a ``cls`` (a caller's own subclass), its message followed by ``hint``."""
+        return cls(str(error) + hint, status=error.status, retryable=error.retryable, attempts=error.attempts,
+                   body=error.body)
+
+
+@dataclass(frozen=True)
+class ChatEndpoint:
+    """Where and how to POST chat completions.
+
+    Args:
+        base_url: the API root, e.g. ``http://localhost:8000/v1`` (``/chat/completions`` is appended).
+        api_key: sent as ``Authorization: Bearer``; empty sends no header.
+        timeout_s: per request; a hung server costs at most ``(retries + 1) * timeout_s`` plus backoff.
+        retries: further attempts after a retryable failure.
+        backoff_s: the sleep before retry k (from 1) is ``backoff_s * 2**(k-1)``.
+        jitter: scale each sleep by a random factor in [0.5, 1.5) so parallel clients spread out.
+        retry_unparseable: retry a body that is not a JSON object; ``False`` fails at once with
+            ``status=200, retryable=False`` (for callers that treat garbage as the model's answer).
+    """
+
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    timeout_s: float = 60.0
+    retries: int = 2
+    backoff_s: float = 0.5
+    jitter: bool = False
+    retry_unparseable: bool = True
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+    def complete(self, payload: Mapping[str, Any], parse: Callable[[dict], T] | None = None,
+                 on_attempt: Callable[[int], None] | None = None) -> T | dict:
+        """The decoded reply to ``payload`` (or ``parse(reply)``); raises :class:`OpenAIAPIError`.
+
+        ``parse`` may raise a retryable :class:`OpenAIAPIError` to spend another attempt on a reply
+        it cannot use (e.g. a judge reply without a score). ``on_attempt(k)`` runs before attempt k
+        (from 0), for callers that count requests and retries.
+        """
+        data = json.dumps(payload).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        attempts = 0
+        while True:
+            if attempts:
+                delay = self.backoff_s * 2 ** (attempts - 1)
+                time.sleep(delay * (0.5 + random.random()) if self.jitter else delay)
+            if on_attempt is not None:
+                on_attempt(attempts)
+            attempts += 1
+            try:
+                reply = self._post(data, headers)
+                return parse(reply) if parse is not None else reply
+            except OpenAIAPIError as exc:
+                error = exc
+            error.attempts = attempts
+            if not error.retryable:
+                raise self._scrub(error)
+            if attempts > self.retries:
+                error.args = (f"{error} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})",)
+                raise self._scrub(error)
+
+    def _post(self, data: bytes, headers: dict[str, str]) -> dict:
+        url = self.url
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = exc.read()[:300].decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException):
+                detail = ""
+            retryable = exc.code in RETRY_STATUS or exc.code >= 500
+            raise OpenAIAPIError(f"HTTP {exc.code} from {url}: {detail}", status=exc.code, retryable=retryable,
+                                 body=detail) from None
+        except ValueError as exc:  # a malformed URL will not heal
+            raise OpenAIAPIError(f"cannot reach {url}: {exc}") from None
+        # refused, reset, timed out, or dropped mid-answer
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise OpenAIAPIError(f"cannot reach {url}: {str(reason) or type(reason).__name__}", retryable=True) from None
+        try:
+            reply = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            reply = None
+        if not isinstance(reply, dict):
+            excerpt = raw[:200].decode("utf-8", "replace")
+            raise OpenAIAPIError(f"not a chat completion from {url}: {excerpt!r}", status=200,
+                                 retryable=self.retry_unparseable, body=excerpt)
+        return reply
+
+    def _scrub(self, error: OpenAIAPIError) -> OpenAIAPIError:
+        """The error without the key, even if a server echoed it back."""
+        if self.api_key and self.api_key in str(error):
+            error.args = (str(error).replace(self.api_key, "<redacted>"),)
+        if self.api_key and self.api_key in error.body:
+            error.body = error.body.replace(self.api_key, "<redacted>")
+        return error
+
+
+def message_text(reply: dict) -> str:
+    """The assistant text of a chat completion (``""`` for a tool-call-only reply).
+
+    Raises a retryable :class:`OpenAIAPIError` (status 200) when ``reply`` has no message, so it
+    can be passed as :meth:`ChatEndpoint.complete`'s ``parse``.
+
+    >>> message_text({"choices": [{"message": {"role": "assistant", "content": "hi"}}]})
+    'hi'
+    """
+    try:
+        content = reply["choices"][0]["message"].get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise OpenAIAPIError(f"not a chat completion: {str(reply)[:120]!r}", status=200, retryable=True,
+                             body=str(reply)[:200]) from None
+    return content if isinstance(content, str) else ""
+
+
+def image_data_url(image: "np.ndarray", quality: int = 85, max_side: int | None = None) -> str:
+    """An RGB image array (H, W, 3) as a ``data:image/jpeg;base64,...`` URL.
+
+    ``max_side`` shrinks the image (aspect kept) so its longer side is at most that many pixels.
+
+    >>> import numpy as np
+    >>> image_data_url(np.zeros((4, 4, 3), np.uint8)).startswith("data:image/jpeg;base64,")
+    True
+    """
+    import numpy as np
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).convert("RGB")
+    if max_side:
+        im.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_part(image: "np.ndarray", quality: int = 85, max_side: int | None = None) -> dict:
+    """An OpenAI ``image_url`` content part holding ``image`` (see :func:`image_data_url`)."""
+    return {"type": "image_url", "image_url": {"url": image_data_url(image, quality, max_side)}}
