@@ -6,8 +6,8 @@ Budget, per env, with ``obs_bytes = obs_frames * H * W * 3`` (a full observation
 
 Two copies: the env's own observation and the vector's batched one (``frames`` is a stacked
 ``Sequence``, so no space stores full-size bounds). 8 MiB covers the rest (rendered prompt frames,
-decoders, transcript). At the defaults (64 frames of 224x224, 9.2 MiB) that is ~27 MiB per env,
-~0.85 GiB for 32 envs. Decoded frames and thumbnails live in the process-wide frame cache, shared
+decoders, transcript). At the defaults (64 frames of 160x160, 4.7 MiB) that is ~18 MiB per env,
+~0.6 GiB for 32 envs. Decoded frames and thumbnails live in the process-wide frame cache, shared
 by all envs and bounded separately (``VSEEK_FRAME_CACHE_MB``, default 512).
 
 RSS is measured in a fresh interpreter so that memory freed by earlier tests cannot hide growth.
