@@ -28,8 +28,9 @@ def test_check_env_passes(small_dataset):
     check_env(VideoSeekerEnv(dataset=small_dataset), skip_render_check=True)
 
 
-@pytest.mark.parametrize("env_id", ["VideoSeeker-tiny-v0"])
+@pytest.mark.parametrize("env_id", vseek_env.ENV_IDS)
 def test_check_env_on_registered_ids(env_id):
+    """Every registered id, on its own embedded dataset (built on first use, like a user's first run)."""
     check_env(gym.make(env_id).unwrapped)
 
 
