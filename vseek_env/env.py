@@ -216,7 +216,10 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         frames: list[dict] = []
         messages: list[dict] = []
         tool_results: list[dict] = []
-        if not terminated:
+        # On the last allowed turn a non-answer truncates: its tool calls would decode frames that no
+        # one ever sees, so they are not run.
+        last_turn = self._turn >= cfg.max_turns
+        if not terminated and not last_turn:
             for call in parsed.tool_calls:
                 record, result, text = self._run_tool(call.name, call.arguments)
                 turn.tools.append(record)

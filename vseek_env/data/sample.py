@@ -51,10 +51,15 @@ class VisualPromptSpec:
 
 @dataclass(frozen=True)
 class Track:
-    """The target's boxes over time (original-video pixels), sorted by time."""
+    """The target's boxes (original-video pixels) and optionally masks over time, sorted by time.
+
+    ``masks`` are run-length encoded (:func:`vseek_env.masks.encode_rle`), one per time, or empty
+    when only boxes are known.
+    """
 
     times: tuple[float, ...] = ()
     boxes: tuple[tuple[float, float, float, float], ...] = ()
+    masks: tuple[dict, ...] = ()
 
     def box_at(self, t: float) -> tuple[float, float, float, float] | None:
         """The box at the latest track time ``<= t`` (``None`` before the first or if empty)."""
@@ -109,6 +114,9 @@ class Sample:
                 raise SampleError(f"sample {self.id!r}: track has {len(self.track.times)} times but {len(self.track.boxes)} boxes")
             if not all(_is_number_list(box, 4) for box in self.track.boxes):
                 raise SampleError(f"sample {self.id!r}: every track box must be [x1, y1, x2, y2] (4 finite numbers)")
+            if self.track.masks and (len(self.track.masks) != len(self.track.times)
+                                     or not all(isinstance(m, dict) for m in self.track.masks)):
+                raise SampleError(f"sample {self.id!r}: track.masks must hold one RLE object per track time")
         if self.answer_kind not in ANSWER_KINDS:
             raise SampleError(
                 f"sample {self.id!r}: answer_kind {self.answer_kind!r} is not one of {ANSWER_KINDS}"
@@ -173,6 +181,7 @@ class Sample:
                 data["track"] = Track(
                     times=tuple(float(t) for t in track.get("times", ())),
                     boxes=tuple(tuple(float(v) for v in b) for b in track.get("boxes", ())),
+                    masks=tuple(track.get("masks") or ()),
                 )
             for key in ("options",):
                 data[key] = tuple(data.get(key) or ())
