@@ -193,13 +193,15 @@ def test_the_recorder_catches_a_tool_that_reads_another_file(adv_env, monkeypatc
 
     def leaky_run(self, arguments, ctx):
         secret.read_text()
-        raise AssertionError("unreachable")
+        raise RuntimeError("leaky tool")
 
     adv_env.reset(seed=0, options={"sample_id": "s0"})
     monkeypatch.setattr(type(adv_env.tools["view_visual_prompt"]), "run", leaky_run)
-    with OpenRecorder().recording(monkeypatch) as rec, pytest.raises(AssertionError, match="unreachable"):
-        adv_env.step(BY_NAME["proc_environ_frame_path"]["response"])
+    with OpenRecorder().recording(monkeypatch) as rec:
+        *_, info = adv_env.step(BY_NAME["proc_environ_frame_path"]["response"])
     assert str(secret) in rec.paths
+    # and a failing tool is an observation, not a crash
+    assert [e["code"] for e in info["errors"]] == ["tool_failed"] and "RuntimeError: leaky tool" in info["errors"][0]["message"]
 
 
 def test_a_hung_tool_gives_tool_failed_not_a_hang(small_dataset, monkeypatch):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vseek_env.data import SampleError, load_dataset
+from vseek_env.data import Sample, SampleError, load_dataset
 
 GOOD = {"id": "g1", "video": "v.mp4", "question": "Which colour?", "answer": "A", "options": ["red", "blue"]}
 
@@ -141,3 +141,25 @@ def test_malformed_boxes_name_the_sample(tmp_path, field, value):
     path = write_jsonl(tmp_path / "data.jsonl", [{**GOOD, field: value}])
     with pytest.raises(SampleError, match=rf"{path}:1: sample 'g1'"):
         load_dataset(path)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"prompt": {"time": "abc", "style": "rectangle"}}, "prompt.time"),
+        ({"prompt": {"time": 1.0, "style": "hexagon"}}, "prompt.style"),
+        ({"prompt": {"time": 1.0, "seed": "x"}}, "prompt.seed"),
+        ({"prompt": {"time": 1.0, "label": None}}, "prompt.label"),
+        ({"track": {"times": [2.0, 1.0], "boxes": [[0, 0, 1, 1], [0, 0, 1, 1]]}}, "sorted"),
+        ({"answer_time": "soon"}, "answer_time"),
+        ({"duration": float("nan")}, "duration"),
+        ({"needs_tools": "maybe"}, "needs_tools"),
+        ({"answer_kind": "number", "answer": "lots", "options": []}, "number"),
+    ],
+)
+def test_bad_field_values_are_rejected_naming_the_sample(change, match):
+    """Values that would only fail later, inside reset(), are refused when the row is read."""
+    row = {"id": "bad-1", "video": "v.mp4", "question": "q?", "answer": "A", "options": ["x", "y"], **change}
+    with pytest.raises(SampleError, match=match) as err:
+        Sample.from_dict(row)
+    assert "bad-1" in str(err.value)

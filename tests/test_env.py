@@ -53,7 +53,11 @@ def test_first_observation(env):
     assert roles == ["system", "user"]
     images = [p for p in info["messages"][1]["content"] if p["type"] == "image"]
     assert len(images) == 17 and all(isinstance(p["image"], np.ndarray) for p in images)
-    assert info["turn"] == 0 and hash(info["state_key"]) is not None
+    assert info["turn"] == 0
+    _, again = env.reset(seed=0, options={"sample_id": "s0"})
+    assert again["state_key"] == info["state_key"] and hash(again["state_key"]) == hash(info["state_key"])
+    env.step(CROP.format(2, 4))
+    assert env._info([], [], parsed=None, tool_results=[], errors=[])["state_key"] != info["state_key"]
 
 
 def test_prompt_frame_can_be_withheld(small_dataset):

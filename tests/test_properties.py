@@ -147,7 +147,7 @@ def samples(draw) -> Sample:
         answer = draw(finite | st.integers(-1000, 1000))
     else:
         answer = draw(st.text(min_size=1, max_size=20))
-    times = draw(st.lists(finite, max_size=4))
+    times = sorted(draw(st.lists(finite, max_size=4)))  # a track is sorted by time
     return Sample(
         id=draw(st.text(min_size=1, max_size=12)),
         video=draw(st.text(min_size=1, max_size=20)),

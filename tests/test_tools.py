@@ -71,7 +71,7 @@ def test_crop_respects_fps_min_and_max(ctx):
         ({"start_time": 9, "end_time": 12}, ErrorCode.OUT_OF_RANGE),
         ({"start_time": float("nan"), "end_time": 2}, ErrorCode.INVALID_ARGUMENTS),
         ({"start_time": 0, "end_time": float("inf")}, ErrorCode.INVALID_ARGUMENTS),
-        ({"start_time": 1e400 if False else 10**400, "end_time": 2}, ErrorCode.INVALID_ARGUMENTS),
+        ({"start_time": 10**400, "end_time": 2}, ErrorCode.INVALID_ARGUMENTS),
         ({"start_time": "abc", "end_time": 2}, ErrorCode.INVALID_ARGUMENTS),
         ({"start_time": True, "end_time": 2}, ErrorCode.INVALID_ARGUMENTS),
         ({"start_time": [1], "end_time": 2}, ErrorCode.INVALID_ARGUMENTS),
@@ -89,17 +89,15 @@ def test_numeric_strings_are_accepted(ctx):
     assert get_tool("crop_video").validate({"start_time": "1.5", "end_time": "3"}, ctx) == {"start_time": 1.5, "end_time": 3.0}
 
 
-def test_path_arguments_never_open_a_file(ctx, tmp_path, monkeypatch):
-    opened = []
-    import builtins
-
-    real_open = builtins.open
-    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: opened.append(str(f)) or real_open(f, *a, **k))
+def test_path_arguments_are_noted_and_never_select_what_is_read(ctx):
+    """(That no file is opened at all is pinned by test_adversarial's audit-hook recorder.)"""
     tool = get_tool("crop_video")
     args = {"start_time": 0, "end_time": 2, "video_path": "/etc/passwd"}
-    result = tool.run(tool.validate(args, ctx), ctx)
-    assert tool.compat_notes(args, ctx) and read_index(result.frames[0]) == 0
-    assert not any("passwd" in f for f in opened)
+    clean = tool.validate(args, ctx)
+    assert "video_path" not in clean
+    result = tool.run(clean, ctx)
+    assert tool.compat_notes(args, ctx) and read_index(result.frames[0]) == 0  # the episode's own video
+    assert not tool.compat_notes({**args, "video_path": "indexed.mp4"}, ctx)
     view = get_tool("view_visual_prompt")
     out = view.run(view.validate({"frame_path": "../../etc/passwd"}, ctx), ctx)
     assert out.frames.shape[0] == 1 and view.compat_notes({"frame_path": "../../etc/passwd"}, ctx)

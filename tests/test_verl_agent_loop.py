@@ -50,7 +50,8 @@ class ScriptedServer:
 
         pad = self.tokenizer.convert_tokens_to_ids(IMAGE_PAD)
         self.calls.append({"prompt_ids": list(prompt_ids), "n_images": len(image_data or []),
-                           "n_pads": sum(i == pad for i in prompt_ids)})
+                           "n_pads": sum(i == pad for i in prompt_ids), "sampling_params": dict(sampling_params),
+                           "mm_processor_kwargs": kwargs.get("mm_processor_kwargs")})
         text = self.script[min(len(self.calls), len(self.script)) - 1]
         ids = self.tokenizer.encode(text, add_special_tokens=False) + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
         return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids), extra_fields={})
@@ -66,14 +67,19 @@ def rows(small_dataset):
     return list(make_rows(small_dataset, env_options=ENV_OPTIONS))
 
 
-def run_loop(processor, row, script, response_length=4096, **loop_kwargs):
+def run_loop(processor, row, script, response_length=4096, limit_images=None, **loop_kwargs):
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
     from vseek_env.integrations.verl.agent_loop import VSeekAgentLoop
 
     cfg = compose_config(response_length)
-    server = ScriptedServer(processor.tokenizer, script)
+    if limit_images is not None:  # the recipe adds it with `+actor_rollout_ref.rollout.limit_images=N`
+        from omegaconf import open_dict
+
+        with open_dict(cfg):
+            cfg.actor_rollout_ref.rollout.limit_images = limit_images
+    server = ScriptedServer(processor.tokenizer, script)  # ignores max_tokens, like a faulty server
 
     async def main():  # verl's loops capture the running event loop at construction
         loop = VSeekAgentLoop(
@@ -193,3 +199,35 @@ def test_trainer_side_multimodal_inputs_match_the_tokens(processor, rows):
 def test_rows_without_a_sample_fail_with_a_clear_error(processor):
     with pytest.raises(ValueError, match="export-verl"):
         run_loop(processor, {"extra_info": {"index": 7}, "prompt": []}, [ANSWER])
+
+
+def test_generation_is_bounded_by_the_budget_and_the_env_scores_only_kept_tokens(processor, rows):
+    """A server that overruns max_tokens must not get an answer credited that the trainer cuts off."""
+    full_out, _ = run_loop(processor, rows[0], [CROP, ANSWER])
+    observation_end = max(i for i, m in enumerate(full_out.response_mask) if m == 0) + 1
+    long_answer = "<think>" + "the circle moves to the right " * 60 + "</think><answer>B</answer>"
+    assert replay(rows[0], [CROP, long_answer])[1]["reward_components"]["accuracy"] == 1.0  # B is right
+
+    budget = 20
+    out, server = run_loop(processor, rows[0], [CROP, long_answer], response_length=observation_end + budget)
+    assert [c["sampling_params"]["max_tokens"] for c in server.calls] == [observation_end + budget, budget]
+    assert all(c["sampling_params"]["temperature"] == 1.0 for c in server.calls)
+    assert all(c["mm_processor_kwargs"] is not None for c in server.calls)
+    stats = out.extra_fields["reward_extra_info"]
+    assert stats["cut_by_length"] == 1.0 and stats["answered"] == 0.0
+    assert stats["reward/accuracy"] == 0.0 and out.extra_fields["answer"] is None
+    assert "<answer>" not in processor.tokenizer.decode(out.response_ids)
+    assert len(out.response_ids) == observation_end + budget
+
+
+def test_images_past_the_rollout_limit_cut_the_episode(processor, rows):
+    n_prompt = ENV_OPTIONS["overview_frames"] + 1
+    out, server = run_loop(processor, rows[0], [VIEW, CROP, ANSWER], limit_images=n_prompt + 1)
+    assert len(server.calls) == 2  # the crop's 3 frames would exceed the limit: cut before them
+    assert len(out.multi_modal_data["images"]) == n_prompt + 1
+    stats = out.extra_fields["reward_extra_info"]
+    assert stats["cut_by_length"] == 1.0 and stats["truncated"] == 1.0
+    full = out.prompt_ids + out.response_ids
+    assert full.count(processor.tokenizer.convert_tokens_to_ids("<|vision_start|>")) == n_prompt + 1
+    with pytest.raises(ValueError, match="limit_images"):
+        run_loop(processor, rows[0], [ANSWER], limit_images=n_prompt - 1)

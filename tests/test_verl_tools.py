@@ -128,3 +128,68 @@ def test_stock_tool_agent_loop_runs_an_episode_with_the_adapters(tools, rows, tm
     assert out.num_turns == 1 + 3 + 2
     observed = processor.tokenizer.decode([t for t, m in zip(out.response_ids, out.response_mask) if m == 0])
     assert "Frames in order: <" in observed and "The visual-prompt frame" in observed
+
+
+class Trajectory:
+    """Stands in for verl's ``AgentData`` (a plain, weak-referenceable object)."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id, self.extra_fields = request_id, {}
+
+
+@pytest.fixture()
+def env_spy(monkeypatch):
+    """Every env the adapters build, and the ones closed."""
+    import vseek_env.integrations.verl.tools as tools_mod
+
+    built, closed, real = [], [], tools_mod.env_from_extra_info
+
+    def spy(*args, **kwargs):
+        env, sample_id = real(*args, **kwargs)
+        close = env.close
+        env.close = lambda: (closed.append(env), close())[1]
+        built.append((env, kwargs.get("dataset_root")))
+        return env, sample_id
+
+    monkeypatch.setattr(tools_mod, "env_from_extra_info", spy)
+    return built, closed
+
+
+def test_tools_of_one_trajectory_share_one_env_closed_when_it_ends(tools, rows, env_spy):
+    import gc
+
+    built, closed = env_spy
+    trajectory = Trajectory("same-request")
+    _call(tools, rows[0], "view_visual_prompt", {}, trajectory)
+    _call(tools, rows[0], "crop_video", {"start_time": 2, "end_time": 4}, trajectory)
+    assert len(built) == 1 and not closed
+    env = built[0][0]
+    assert [r.name for r in env.trajectory.tool_calls] == ["view_visual_prompt", "crop_video"]
+    other = Trajectory("same-request")  # full_determinism repeats request ids across steps
+    _call(tools, rows[0], "crop_video", {"start_time": 2, "end_time": 4}, other)
+    assert len(built) == 2 and len(built[1][0].trajectory.tool_calls) == 1
+    del trajectory
+    gc.collect()
+    assert closed == [env]
+
+
+def test_the_episode_bound_evicts_and_closes_the_oldest_env(tools, rows, env_spy, monkeypatch):
+    from vseek_env.integrations.verl.tools import EPISODES
+
+    built, closed = env_spy
+    monkeypatch.setattr(EPISODES, "max_episodes", 1)
+    first, second = Trajectory("a"), Trajectory("b")
+    _call(tools, rows[0], "view_visual_prompt", {}, first)
+    _call(tools, rows[0], "view_visual_prompt", {}, second)
+    assert closed == [built[0][0]] and len(EPISODES) == 1
+    response, _, _ = _call(tools, rows[0], "crop_video", {"start_time": 2, "end_time": 4}, first)
+    assert len(built) == 3 and response.image  # an evicted trajectory gets a fresh env, not a closed one
+
+
+def test_dataset_root_option_replaces_the_rows_root(rows, env_spy, tmp_path):
+    from vseek_env.integrations.verl.tools import VSeekTool
+
+    tool = VSeekTool({"type": "native", "tool": "crop_video", "dataset_root": str(tmp_path)})
+    response, _, _ = _call({"crop_video": tool}, rows[0], "crop_video", {"start_time": 2, "end_time": 4}, Trajectory("r"))
+    assert env_spy[0][0][1] == str(tmp_path)
+    assert "Error executing tool 'crop_video'" in response.text and str(tmp_path) in response.text

@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from vseek_env.tools import DEFAULT_TOOLS, TOOLS
+
 
 @dataclass(frozen=True)
 class EnvConfig:
@@ -43,13 +45,13 @@ class EnvConfig:
             default because they depend on what other episodes did, so they would break the
             same-seed-same-info guarantee.
         tool_timeout_s: wall-clock limit of one tool call (seconds; ``None`` disables). A call that
-            runs longer is abandoned and answered with a ``tool_failed`` error observation; the
-            episode's video is reopened so the stuck decoder cannot block later calls.
+            runs longer is abandoned (its worker thread exits once the call returns; later calls get
+            a new one) and answered with a ``tool_failed`` error observation.
         skip_bad_samples: on a video that cannot be opened, move on to another sample (the error is
             recorded in ``info["skipped"]``) instead of raising.
     """
 
-    tools: tuple[str, ...] = ("view_visual_prompt", "crop_video")
+    tools: tuple[str, ...] = DEFAULT_TOOLS
     max_turns: int = 6
     error_budget: int = 3
     overview_frames: int = 16
@@ -72,8 +74,6 @@ class EnvConfig:
     tool_timeout_s: float | None = 60.0
 
     def __post_init__(self) -> None:
-        from vseek_env.tools import TOOLS
-
         for name in self.tools:
             if name not in TOOLS:
                 raise ValueError(f"EnvConfig.tools: unknown tool {name!r}; choose from {sorted(TOOLS)}")
@@ -90,8 +90,11 @@ class EnvConfig:
             raise ValueError(f"EnvConfig.crop_fps must be positive, got {self.crop_fps}")
         if self.crop_min_frames > self.crop_max_frames:
             raise ValueError("EnvConfig.crop_min_frames must not exceed crop_max_frames")
-        if self.overview_frames > self.obs_frames:
-            raise ValueError("EnvConfig.overview_frames (+1 prompt frame) must fit in obs_frames")
+        if self.overview_frames + int(self.show_prompt_frame) > self.obs_frames:
+            raise ValueError(
+                f"EnvConfig.overview_frames ({self.overview_frames}) plus the prompt frame must fit in "
+                f"obs_frames ({self.obs_frames})"
+            )
 
     def replace(self, **changes: Any) -> "EnvConfig":
         return dataclasses.replace(self, **changes)

@@ -42,7 +42,7 @@ from vseek_env.spaces import UnicodeText
 from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
 from vseek_env.tools.worker import ToolTimeout, ToolWorker
 from vseek_env.trajectory import ToolRecord, Trajectory, Turn
-from vseek_env.video import FrameCache, Video, VideoError, open_video, smart_resize
+from vseek_env.video import FrameCache, Video, VideoError, file_key, open_video, smart_resize
 
 IMAGE_PLACEHOLDER = "<image>"
 
@@ -73,7 +73,8 @@ class VideoSeekerEnv(gym.Env[dict, str]):
     Action: the model's response text (``UnicodeText``).
 
     ``info`` keys: ``sample_id``, ``turn``, ``messages`` (the turn as chat messages with image
-    arrays), ``frames`` (list of ``{"time", "image", "source"}``), ``parsed``, ``tool_results``,
+    arrays), ``frames`` (list of ``{"time", "image", "source", "index"}``; ``index`` is the video
+    frame index or ``None``), ``parsed``, ``tool_results``,
     ``errors``, ``error_count``, ``video``, ``state_key`` (and ``cache`` counters with
     ``diagnostics=True``); at the end ``reward_components``,
     ``reward_metrics``, ``trajectory``. ``sample`` is the ground truth, for oracles and evaluation only.
@@ -145,15 +146,19 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         unknown = set(options) - {"sample_id"}
         if unknown:
             raise ValueError(f"reset(options=...) accepts only 'sample_id', got {sorted(unknown)}")
+        # Until a new sample is open there is no episode: a failed reset leaves nothing to step.
+        self._done, self._sample = True, None
         self._close_video()
         skipped: list[dict] = []
         if "sample_id" in options:
             sample = self.dataset[str(options["sample_id"])]
             self._open(sample)
         else:
-            attempts = len(self.dataset) if self.config.skip_bad_samples else 1
-            for _ in range(attempts):
-                sample = self.dataset.samples[int(self.np_random.integers(len(self.dataset)))]
+            # A seeded order, each sample tried at most once: with skip_bad_samples, any openable
+            # sample is found; without it, the first one is the episode.
+            order = self.np_random.permutation(len(self.dataset))
+            for position in order if self.config.skip_bad_samples else order[:1]:
+                sample = self.dataset.samples[int(position)]
                 try:
                     self._open(sample)
                     break
@@ -212,7 +217,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         self.trajectory.turns.append(turn)
         self.conversation.append({"role": "assistant", "content": [{"type": "text", "text": action}]})
 
-        terminated = parsed.answer is not None and not any(e.code == ErrorCode.MULTIPLE_ANSWERS for e in parsed.errors)
+        terminated = parsed.answer is not None
         frames: list[dict] = []
         messages: list[dict] = []
         tool_results: list[dict] = []
@@ -221,19 +226,16 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         last_turn = self._turn >= cfg.max_turns
         if not terminated and not last_turn:
             for call in parsed.tool_calls:
-                record, result, text = self._run_tool(call.name, call.arguments)
+                record, result, text = self._run_tool(call.name, call.arguments, room=cfg.obs_frames - len(frames))
                 turn.tools.append(record)
                 if not record.ok:
                     turn.errors.append(ProtocolError(ErrorCode(record.error_code), record.message))
                 call_frames = []
                 if result is not None:
-                    room = cfg.obs_frames - len(frames)
-                    if len(result.times) > room:
-                        text += f" (only the first {room} frames fit in this observation)"
                     indices = result.indices if result.indices is not None else [None] * len(result.times)
                     call_frames = [
                         {"time": float(t), "image": f, "source": call.name, "index": None if i is None else int(i)}
-                        for f, t, i in list(zip(result.frames, result.times, indices))[:room]
+                        for f, t, i in zip(result.frames, result.times, indices)
                     ]
                     frames += call_frames
                 tool_results.append({**record.to_dict(), "text": text, "num_frames": len(call_frames)})
@@ -300,11 +302,15 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         except VideoError as exc:
             raise VideoError(f"sample {sample.id!r}: {exc}") from exc
         try:
-            self._prompt_frame, self._prompt_time = self._render_prompt(sample, video)
-        except Exception:
+            prompt_frame, prompt_time = self._render_prompt(sample, video)
+        except VideoError:
             video.close()
             raise
+        except Exception as exc:  # bad prompt data (style, box, mask): name the sample
+            video.close()
+            raise VideoError(f"sample {sample.id!r}: cannot render its visual prompt: {exc}") from exc
         self._video, self._sample = video, sample
+        self._prompt_frame, self._prompt_time = prompt_frame, prompt_time
 
     def _close_video(self) -> None:
         if self._video is not None:
@@ -318,7 +324,8 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         cfg = self.config
         time = spec.time if spec.image or spec.time is None else float(video.frame_times[video.index_at(spec.time)])
         spec_json = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
-        key = (*video.key, "prompt", hashlib.sha1(spec_json.encode()).hexdigest(), cfg.max_pixels, cfg.patch_factor)
+        image_key = file_key(self.dataset.resolve(spec.image)) if spec.image else ()  # an edited PNG is re-read
+        key = (*video.key, "prompt", hashlib.sha1(spec_json.encode()).hexdigest(), *image_key, cfg.max_pixels, cfg.patch_factor)
         cached = video.cache.get(key)
         if cached is not None:
             return cached, time
@@ -360,7 +367,8 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         lines.append(_ANSWER_INSTRUCTIONS[sample.answer_kind].format(w=video.width, h=video.height))
         return "\n".join(lines) + "\n"
 
-    def _run_tool(self, name: str, arguments: dict) -> tuple[ToolRecord, ToolResult | None, str]:
+    def _run_tool(self, name: str, arguments: dict, room: int) -> tuple[ToolRecord, ToolResult | None, str]:
+        """Validate and run one call that may return at most ``room`` frames."""
         tool = self.tools.get(name)
         if tool is None:
             msg = f"unknown tool {name!r}; available tools: {', '.join(self.tools) or 'none'}."
@@ -369,31 +377,32 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             video=self._video, sample=self._sample, config=self.config, prompt_frame=self._prompt_frame,
             prompt_time=self._prompt_time, video_name=str(self._sample.video),
             frame_name=str(self._sample.prompt.image or ""),
+            max_frames=max(0, min(room, self.config.max_frames_per_episode - self._frames_returned)),
         )
         try:
             clean = tool.validate(arguments, ctx)
         except ToolArgumentError as exc:
             return ToolRecord(name, arguments, ok=False, error_code=exc.code.value, message=str(exc)), None, f"Error: {exc}"
-        if self._frames_returned >= self.config.max_frames_per_episode:
-            msg = f"the episode's frame budget ({self.config.max_frames_per_episode} frames) is spent; answer now."
+        if ctx.max_frames == 0:
+            if self._frames_returned >= self.config.max_frames_per_episode:
+                msg = f"the episode's frame budget ({self.config.max_frames_per_episode} frames) is spent; answer now."
+            else:
+                msg = f"this response's observation is full ({self.config.obs_frames} frames); call {name} in your next response."
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.BUDGET_EXCEEDED.value, message=msg), None, f"Error: {msg}"
         try:
             result = self._tool_worker().call(tool.run, clean, ctx, timeout_s=self.config.tool_timeout_s)
-        except VideoError as exc:
-            msg = f"{name} failed on this video: {exc}"
-            return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.TOOL_FAILED.value, message=msg), None, f"Error: {msg}"
         except ToolTimeout:
-            # The worker may be stuck inside the decoder holding the video's lock: abandon both
-            # (the daemon thread dies with the process) and give later calls fresh ones.
+            # The worker is stuck (e.g. in C decoding code) and cannot be interrupted: abandon it.
+            # Its thread exits once the call returns; later calls get a fresh worker.
+            self._worker.close()
             self._worker = None
-            self._video = open_video(self.dataset.video_path(self._sample), cache=self.frame_cache)
             msg = (f"{name} did not finish within {self.config.tool_timeout_s:g} seconds and was stopped; "
                    "try a shorter window or another tool.")
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.TOOL_FAILED.value, message=msg), None, f"Error: {msg}"
-        room = self.config.max_frames_per_episode - self._frames_returned
-        if len(result.times) > room:
-            result.frames, result.times = result.frames[:room], result.times[:room]
-            result.text += f" (frame budget reached: only {room} frames returned)"
+        except Exception as exc:  # a failing tool is an observation, never a crash of the episode
+            detail = str(exc) if isinstance(exc, VideoError) else f"{type(exc).__name__}: {exc}"
+            msg = f"{name} failed on this video: {detail}"
+            return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.TOOL_FAILED.value, message=msg), None, f"Error: {msg}"
         self._frames_returned += len(result.times)
         notes = tool.compat_notes(arguments, ctx)
         text = " ".join(notes + [result.text])
@@ -403,7 +412,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         return record, result, text
 
     def _tool_worker(self) -> ToolWorker:
-        if self._worker is None:
+        if self._worker is None or not self._worker.alive:  # a forked child has no worker thread
             self._worker = ToolWorker()
         return self._worker
 

@@ -236,10 +236,16 @@ def _parse_tool_call(content: str, errors: list[ProtocolError]) -> ToolCall | No
 
 
 def format_number(value: float) -> str:
-    """Seconds as the env prints them everywhere: ``12.0``, ``3.47``."""
+    """Seconds as the env prints them everywhere: two decimals at most, at least one.
+
+    >>> [format_number(v) for v in (12, 3.47, 12.999, 0.004, -0.001, 2.5)]
+    ['12.0', '3.47', '13.0', '0.0', '0.0', '2.5']
+    """
     if not math.isfinite(value):
         return str(value)
-    return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.1f}"
+    text = f"{value:.2f}".rstrip("0")
+    text = text + "0" if text.endswith(".") else text
+    return "0.0" if text == "-0.0" else text
 
 
 def format_timestamp_label(t: float) -> str:

@@ -37,7 +37,7 @@ class UnicodeText(spaces.Text):
 # character outside it; UnicodeText flattens to Unicode code points + 1 (0 is padding).
 # (AsyncVectorEnv's shared memory reads Text observations only once, so VideoSeeker vector envs use
 # shared_memory=False; see vseek_env.make_vec.)
-from gymnasium.spaces.utils import flatten, unflatten  # noqa: E402
+from gymnasium.spaces.utils import flatten, flatten_space, unflatten  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -48,6 +48,11 @@ def _flatten_unicode_text(space: UnicodeText, x: str) -> np.ndarray:
     codes = np.frombuffer(x[: space.max_length].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     out[: codes.size] = codes.astype(np.int64) + 1
     return out
+
+
+@flatten_space.register(UnicodeText)
+def _flatten_unicode_text_space(space: UnicodeText) -> spaces.Box:
+    return spaces.Box(0, 0x110000, (space.max_length,), np.int32)
 
 
 @unflatten.register(UnicodeText)

@@ -107,11 +107,31 @@ class Sample:
             raise SampleError(f"sample {self.id!r}: 'dimension' must be a string, an integer or null")
         if not all(isinstance(option, str) for option in self.options):
             raise SampleError(f"sample {self.id!r}: every option must be a string")
-        if self.prompt.box is not None and not _is_number_list(self.prompt.box, 4):
+        from vseek_env.visual_prompts import STYLES  # deferred: one definition of the styles
+
+        prompt = self.prompt
+        if prompt.style not in STYLES:
+            raise SampleError(f"sample {self.id!r}: prompt.style {prompt.style!r} is not one of {STYLES}")
+        if prompt.time is not None and not _is_number_list([prompt.time], 1):
+            raise SampleError(f"sample {self.id!r}: prompt.time must be a finite number of seconds or null")
+        for name in ("seed", "label"):
+            if not isinstance(getattr(prompt, name), int) or isinstance(getattr(prompt, name), bool):
+                raise SampleError(f"sample {self.id!r}: prompt.{name} must be an integer")
+        for name in ("answer_time", "duration"):
+            value = getattr(self, name)
+            if value is not None and not _is_number_list([value], 1):
+                raise SampleError(f"sample {self.id!r}: {name!r} must be a finite number or null")
+        if self.needs_tools is not None and not isinstance(self.needs_tools, bool):
+            raise SampleError(f"sample {self.id!r}: 'needs_tools' must be true, false or null")
+        if self.answer_kind == "number" and not _is_number_list([self.answer], 1):
+            raise SampleError(f"sample {self.id!r}: a 'number' answer must be a finite number, got {self.answer!r}")
+        if prompt.box is not None and not _is_number_list(prompt.box, 4):
             raise SampleError(f"sample {self.id!r}: prompt.box must be [x1, y1, x2, y2] (4 finite numbers)")
         if self.track is not None:
             if len(self.track.times) != len(self.track.boxes):
                 raise SampleError(f"sample {self.id!r}: track has {len(self.track.times)} times but {len(self.track.boxes)} boxes")
+            if not _is_number_list(self.track.times, len(self.track.times)) or list(self.track.times) != sorted(self.track.times):
+                raise SampleError(f"sample {self.id!r}: track.times must be finite and sorted")
             if not all(_is_number_list(box, 4) for box in self.track.boxes):
                 raise SampleError(f"sample {self.id!r}: every track box must be [x1, y1, x2, y2] (4 finite numbers)")
             if self.track.masks and (len(self.track.masks) != len(self.track.times)

@@ -69,6 +69,7 @@ class ToolContext:
     prompt_time: float | None = None
     video_name: str = ""
     frame_name: str = ""
+    max_frames: int = 1 << 30  # frames this call may return (room left in the observation / episode)
 
 
 class Tool:
@@ -123,7 +124,7 @@ class Tool:
             if p.compat_only:
                 continue  # see compat_notes: such arguments never select what is read
             if p.name not in arguments:
-                if p.required and not p.compat_only:
+                if p.required:
                     raise ToolArgumentError(ErrorCode.INVALID_ARGUMENTS, f"{self.name} needs the argument {p.name!r} ({p.description}).")
                 continue
             clean[p.name] = _coerce(self.name, p, arguments[p.name])

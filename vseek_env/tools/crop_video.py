@@ -11,6 +11,7 @@ class CropVideo(Tool):
 
     The window is clamped to ``[0, duration]``. With ``fps``, ``min_frames`` and ``max_frames`` from
     the env config, the call returns ``n = clamp(ceil((end - start) * fps), min_frames, max_frames)``
+    (``max_frames`` lowered to what still fits in the observation and the episode's frame budget)
     frames spread evenly over the frames whose presentation time lies in the window, or all of them
     when the window holds fewer than ``n``. Frames come from the global ``k / crop_fps`` time grid
     when the window holds enough grid frames, so overlapping windows of different rollouts share
@@ -51,7 +52,12 @@ class CropVideo(Tool):
     def run(self, arguments: dict, ctx: ToolContext) -> ToolResult:
         cfg = ctx.config
         start, end = arguments["start_time"], arguments["end_time"]
-        indices = ctx.video.window_indices(start, end, fps=cfg.crop_fps, min_frames=cfg.crop_min_frames, max_frames=cfg.crop_max_frames)
+        # Less room in the observation or the episode's frame budget lowers the cap: the window is
+        # still covered evenly, just more sparsely.
+        cap = min(cfg.crop_max_frames, ctx.max_frames)
+        indices = ctx.video.window_indices(start, end, fps=cfg.crop_fps, min_frames=min(cfg.crop_min_frames, cap), max_frames=cap)
         batch = ctx.video.read(indices, max_pixels=cfg.max_pixels, factor=cfg.patch_factor, stack=False)
         text = f"{len(batch.times)} frames from {format_number(start)} to {format_number(end)} seconds:"
+        if cap < cfg.crop_max_frames and len(batch.times) == cap:
+            text += f" (at most {cap} frames fit)"
         return ToolResult(text=text, frames=batch.frames, times=batch.times, window=(start, end), indices=batch.indices)

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from concurrent.futures import Future
@@ -29,6 +30,7 @@ class ToolWorker:
     """A daemon thread that runs one call at a time."""
 
     def __init__(self) -> None:
+        self._pid = os.getpid()
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="vseek-tool", daemon=True)
         self._thread.start()
@@ -45,6 +47,11 @@ class ToolWorker:
                 future.set_result(fn(*args))
             except BaseException as exc:  # re-raised in the caller's thread
                 future.set_exception(exc)
+
+    @property
+    def alive(self) -> bool:
+        """False in a forked child (the thread was not copied) or after the thread ended."""
+        return self._pid == os.getpid() and self._thread.is_alive()
 
     def call(self, fn: Callable[..., Any], *args: Any, timeout_s: float | None) -> Any:
         """``fn(*args)`` on the worker; :class:`ToolTimeout` after ``timeout_s`` (``None``: no limit)."""

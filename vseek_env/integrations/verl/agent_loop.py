@@ -8,9 +8,12 @@ and then alternates:
 * render the new observation (tool results with their frames, error feedback) through the
   processor's chat template and append those tokens (response mask 0) and images.
 
-It stops when the env terminates or truncates, or when the response budget
-(``rollout.response_length``) is spent; then the episode counts as truncated and is scored by the
-env's reward. ``reward_score`` is the env reward, so verl's reward loop is skipped for these rows;
+Each generate call is bounded by what is left of the response budget
+(``rollout.response_length``, passed as ``max_tokens``), and only the tokens the trainer keeps are
+decoded for ``env.step``: the env never scores text the trainer does not see. The loop stops when
+the env terminates or truncates, when the budget is spent, or before an observation would push the
+images past ``rollout.limit_images`` (vLLM rejects such a request); then the episode is cut
+(``cut_by_length``), counts as truncated and is scored by the env's reward. ``reward_score`` is the env reward, so verl's reward loop is skipped for these rows;
 components and tool statistics go to ``extra_fields["reward_extra_info"]`` (logged per step).
 Video decoding, env steps and detokenisation run in worker threads, never on the event loop that
 the worker's other trajectories share.
@@ -64,6 +67,12 @@ class VSeekAgentLoop(AgentLoopBase):
         self.env_options = dict(env_options or {})
         self.dataset_root = dataset_root
         self.response_length = int(self.rollout_config.response_length)
+        # vLLM's limit_mm_per_prompt (verl sets it from rollout.limit_images); None: unbounded
+        limit = getattr(self.rollout_config, "limit_images", None)
+        self.limit_images = int(limit) if limit else None
+
+    def _images_fit(self, n_images: int) -> bool:
+        return self.limit_images is None or n_images <= self.limit_images
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         extra_info = kwargs.get("extra_info") or {}
@@ -81,6 +90,11 @@ class VSeekAgentLoop(AgentLoopBase):
         _, info = await asyncio.to_thread(env.reset, options={"sample_id": sample_id})
         messages, images = await asyncio.to_thread(to_chat_messages, info["messages"])
         self._assert_mm_supported(bool(images))
+        if not self._images_fit(len(images)):
+            raise ValueError(
+                f"sample {sample_id!r}: the first observation has {len(images)} images, more than "
+                f"rollout.limit_images={self.limit_images}; raise limit_images (see examples/verl/README.md)"
+            )
         token_ids = await self.ct_build_initial_tokens(messages, images=images or None)
         prompt_length = len(token_ids)
         response_mask: list[int] = []
@@ -89,23 +103,33 @@ class VSeekAgentLoop(AgentLoopBase):
         num_preempted = -1
         cut_by_length = False
 
+        mm_processor_kwargs = self._get_mm_processor_kwargs()
         while True:
+            budget = self.response_length - len(response_mask)
+            if budget <= 0:
+                cut_by_length = True
+                break
             start = time.perf_counter()
             output = await self.server_manager.generate(
-                request_id, prompt_ids=token_ids, sampling_params=sampling_params, image_data=images or None
+                request_id, prompt_ids=token_ids, sampling_params={**sampling_params, "max_tokens": budget},
+                image_data=images or None, mm_processor_kwargs=mm_processor_kwargs,
             )
             timing["generate_sequences"] += time.perf_counter() - start
             if output.num_preempted is not None:
                 num_preempted = max(num_preempted, 0) + output.num_preempted
+            # A server that overruns max_tokens: the trainer keeps only `budget` tokens, so the env
+            # must see only those (else it would score an answer absent from response_ids).
+            generated = list(output.token_ids[:budget])
+            generated_logprobs = list(output.log_probs[:budget]) if output.log_probs else None
             merged, response_mask, new_logprobs = await self.ct_merge_assistant_token(
-                token_ids, output.token_ids, response_mask,
-                logprobs if (logprobs or output.log_probs) else None,
-                assistant_logprobs=output.log_probs or None,
+                token_ids, generated, response_mask,
+                logprobs if (logprobs or generated_logprobs) else None,
+                assistant_logprobs=generated_logprobs,
             )
             logprobs = new_logprobs or []
             token_ids = merged.token_ids
             num_turns += 1
-            text = await asyncio.to_thread(self.tokenizer.decode, output.token_ids, skip_special_tokens=True)
+            text = await asyncio.to_thread(self.tokenizer.decode, generated, skip_special_tokens=True)
 
             start = time.perf_counter()
             _, reward, terminated, truncated, info = await asyncio.to_thread(env.step, text)
@@ -121,8 +145,9 @@ class VSeekAgentLoop(AgentLoopBase):
                 updated, updated + new_messages, token_ids, response_mask, logprobs or None
             )
             # Stop before the observation's images join the multimodal data: a cut observation
-            # would leave image features without their placeholder tokens.
-            if len(new_mask) >= self.response_length:
+            # would leave image features without their placeholder tokens, and vLLM refuses a
+            # request with more images than its limit_mm_per_prompt.
+            if len(new_mask) >= self.response_length or not self._images_fit(len(images) + len(new_images)):
                 cut_by_length = True
                 break
             messages = updated + new_messages
@@ -133,7 +158,7 @@ class VSeekAgentLoop(AgentLoopBase):
             num_turns += 1
 
         if cut_by_length:
-            reward, components, metrics = await asyncio.to_thread(_score_cut_episode, env)
+            reward, components, metrics = await asyncio.to_thread(env.unwrapped.truncate)
         else:
             components, metrics = info["reward_components"], info["reward_metrics"]
         trajectory = env.unwrapped.trajectory
@@ -148,7 +173,7 @@ class VSeekAgentLoop(AgentLoopBase):
             response_mask=response_mask[:n],
             response_logprobs=logprobs[:n] if logprobs else None,
             multi_modal_data={"images": images} if images else {},
-            mm_processor_kwargs=self._get_mm_processor_kwargs(),
+            mm_processor_kwargs=mm_processor_kwargs,
             reward_score=float(reward),
             num_turns=num_turns,
             metrics=AgentLoopMetrics(
@@ -165,11 +190,6 @@ class VSeekAgentLoop(AgentLoopBase):
                 "tool_rewards": [],
             },
         )
-
-
-def _score_cut_episode(env) -> tuple[float, dict, dict]:
-    """End an episode the trainer cut for length: truncated, scored by the env's reward."""
-    return env.unwrapped.truncate()
 
 
 def episode_stats(reward: float, components: dict, trajectory, *, cut_by_length: bool, num_images: int) -> dict:

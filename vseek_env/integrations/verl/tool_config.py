@@ -20,14 +20,25 @@ from vseek_env.tools import DEFAULT_TOOLS, get_tool
 ADAPTER_CLASS = "vseek_env.integrations.verl.tools.VSeekTool"
 
 
-def tool_config(tools: Sequence[str] = DEFAULT_TOOLS, *, compat_paths: bool = False, max_episodes: int = 256) -> dict:
-    """verl's tool-config mapping for ``tools`` (names of vseek tools)."""
+def tool_config(
+    tools: Sequence[str] = DEFAULT_TOOLS,
+    *,
+    compat_paths: bool = False,
+    max_episodes: int = 64,
+    dataset_root: str | None = None,
+) -> dict:
+    """verl's tool-config mapping for ``tools`` (names of vseek tools).
+
+    ``max_episodes`` bounds the envs kept for unfinished trajectories per worker process;
+    ``dataset_root`` replaces the rows' video root on the workers (like the agent loop's option).
+    """
     for name in tools:
         get_tool(name)  # an unknown name fails here, listing the known ones
     return {
         "tools": [
             {"class_name": ADAPTER_CLASS,
-             "config": {"type": "native", "tool": name, "compat_paths": compat_paths, "max_episodes": max_episodes}}
+             "config": {"type": "native", "tool": name, "compat_paths": compat_paths, "max_episodes": max_episodes,
+                        "dataset_root": dataset_root}}
             for name in tools
         ]
     }
