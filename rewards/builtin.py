@@ -19,6 +19,7 @@ Terms that do not apply to a sample (e.g. ``temporal_iou`` on a choice question)
 
 from __future__ import annotations
 
+from vseek_env.data.sample import option_letters
 from vseek_env.rewards.judge import get_judge, resolve_judge
 from vseek_env.rewards.matching import box_iou, interval_iou, intervals_iou, match_answer, parse_box, parse_span
 from vseek_env.rewards.registry import RewardOutput, register_reward
@@ -37,7 +38,23 @@ def _check_accuracy(options: dict) -> None:
     resolve_judge(options.get("judge", "auto"))  # a bad judge config fails now, not mid-training
 
 
-@register_reward("accuracy", range=(0.0, 1.0), validate=_check_accuracy)
+def _resolve_accuracy(options: dict) -> dict:
+    # "auto" and dicts become the JudgeConfig (or False) they mean now, once: every episode of a
+    # composite then grades alike, and the run records which judge graded it.
+    config = resolve_judge(options.get("judge", "auto"))
+    return {**options, "judge": config if config is not None else False}
+
+
+def _reference(sample) -> str:
+    """The reference answer the judge sees: a choice question's letter with its option text."""
+    if sample.answer_kind != "choice":
+        return str(sample.answer)
+    letter = str(sample.answer).strip().upper()
+    letters = option_letters(len(sample.options))
+    return f"{letter}. {sample.options[letters.index(letter)]}" if letter in letters else letter
+
+
+@register_reward("accuracy", range=(0.0, 1.0), validate=_check_accuracy, resolve=_resolve_accuracy)
 def accuracy(
     sample,
     trajectory,
@@ -51,7 +68,8 @@ def accuracy(
     """The final answer against the ground truth; open answers may go to an LLM judge.
 
     Options: ``judge`` — ``"auto"`` (judge when ``VSEEK_JUDGE_BASE_URL`` is set), ``True``, ``False``
-    or a dict of :class:`~vseek_env.rewards.judge.JudgeConfig` fields; ``judge_kinds`` — answer kinds
+    or a dict of :class:`~vseek_env.rewards.judge.JudgeConfig` fields, resolved once when a composite
+    is built (its ``to_spec()`` then names the judge's endpoint and model, never its key); ``judge_kinds`` — answer kinds
     routed to the judge when the rule does not give full credit; the rule's thresholds.
     Metrics: ``rule`` (what decided: a rule name, ``judge``, ``judge_cache`` or ``judge_fallback``),
     and with a judge ``judge_fallback`` (0/1 for this answer) and ``judge_fallbacks_total`` (process).
@@ -65,8 +83,7 @@ def accuracy(
     if config is None or score >= 1.0 or sample.answer_kind not in judge_kinds:
         return RewardOutput(score, {"rule": rule})
     llm = get_judge(config)
-    truth = sample.answer if sample.answer_kind != "choice" else f"{sample.answer}. {sample.options[ord(str(sample.answer)) - 65]}"
-    result = llm.score(sample.question, str(truth), trajectory.answer)
+    result = llm.score(sample.question, _reference(sample), trajectory.answer)
     if result.score is None:
         llm.note_fallback()
         return RewardOutput(score, {"rule": "judge_fallback", "fallback_rule": rule, "judge_fallback": 1,

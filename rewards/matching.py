@@ -29,27 +29,39 @@ _LETTER_PATTERNS = (
     re.compile(r"(?i:answer|option|choice)\s*(?i:is|:|=)?\s*(?i:option\s*)?[\(\[*]*([A-Z])\b"),  # "the answer is B"
 )
 _ANYWHERE = (re.compile(r"\(([A-Z])\)"), re.compile(r"\*\*([A-Z])\*\*"))  # unique "(B)" / "**B**" in prose
+# A capital letter standing alone ("(B)", "B.", "B:", "[B]", "**B**", "A-B", "A or B") is an option
+# marker, except before a lower-case word, where it is the article "A" or the pronoun "I".
+_MARKER = re.compile(r"(?<![A-Za-z0-9'])([A-Z])(?![A-Za-z0-9])(?!\s+[a-z]|'[a-z])")
 
 
 def extract_choice(text: str, n_options: int) -> str | None:
     """The option letter a free-form answer picks, or None when none is recognisable.
 
-    >>> [extract_choice(t, 4) for t in ("b", "C: left", "I think the answer is D", "either (A) or (B)", "a dog")]
-    ['B', 'C', 'D', None, None]
+    An answer that also marks another valid option ("(A) or (B)", "A.B.C.D", "the answer is A or
+    B") picks none: crediting its first letter would reward hedging.
+
+    >>> [extract_choice(t, 4) for t in ("b", "C: left", "I think the answer is D", "(A) or (B)", "B: A man walks", "a dog")]
+    ['B', 'C', 'D', None, 'B', None]
     """
     if not isinstance(text, str):
         return None
     valid = {chr(ord("A") + i) for i in range(max(0, min(n_options, 26)))}
     text = text.strip()
+    letter = None
     for pattern in _LETTER_PATTERNS:
         m = pattern.search(text)
         if m and m.group(1).upper() in valid:
-            return m.group(1).upper()
-    for pattern in _ANYWHERE:
-        letters = {m for m in pattern.findall(text) if m in valid}
-        if len(letters) == 1:  # "(A) is wrong, (B) is right" is ambiguous: no letter
-            return letters.pop()
-    return None
+            letter = m.group(1).upper()
+            break
+    else:
+        for pattern in _ANYWHERE:
+            letters = {m for m in pattern.findall(text) if m in valid}
+            if len(letters) == 1:  # "(A) is wrong, (B) is right" is ambiguous: no letter
+                letter = letters.pop()
+                break
+    if letter is None or any(m != letter and m in valid for m in _MARKER.findall(text)):
+        return None
+    return letter
 
 
 def match_option_text(prediction: str, options: Sequence[str]) -> str | None:

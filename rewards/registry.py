@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Mapping
 
+from vseek_env.openai_api import redact_secrets
+
 ENTRY_POINT_GROUP = "vseek_env.rewards"
 
 
@@ -53,6 +55,7 @@ class RewardSpec:
     range: tuple[float, float] = (0.0, 1.0)
     description: str = ""
     validate: Callable[[dict], None] | None = None
+    resolve: Callable[[dict], dict] | None = None
 
     @property
     def options(self) -> dict[str, Any]:
@@ -94,11 +97,14 @@ def register_reward(
     range: tuple[float, float] = (0.0, 1.0),
     description: str = "",
     validate: Callable[[dict], None] | None = None,
+    resolve: Callable[[dict], dict] | None = None,
 ) -> Callable:
     """Decorator registering ``fn(sample, trajectory, **options)`` as reward ``name``.
 
     ``range`` is checked on every call; ``validate(options)`` (optional) rejects bad option values
-    when a composite is built, before any episode runs.
+    when a composite is built, before any episode runs; ``resolve(options)`` (optional) returns the
+    options as the composite keeps them, e.g. with an environment-dependent default fixed once (the
+    ``accuracy`` term's ``judge="auto"``), so that :meth:`CompositeReward.to_spec` records it.
     """
     if not isinstance(name, str) or not name or name in RESERVED_NAMES:
         raise ValueError(f"reward name must be a non-empty string other than {sorted(RESERVED_NAMES)}, got {name!r}")
@@ -111,7 +117,7 @@ def register_reward(
             if name in _REGISTRY and _REGISTRY[name].fn is not fn:
                 raise ValueError(f"a reward named {name!r} is already registered ({_REGISTRY[name].fn.__module__})")
             doc = description or (fn.__doc__ or "").strip().split("\n")[0]
-            _REGISTRY[name] = RewardSpec(name, fn, (lo, hi), doc, validate)
+            _REGISTRY[name] = RewardSpec(name, fn, (lo, hi), doc, validate, resolve)
         return fn
 
     return decorate
@@ -134,7 +140,7 @@ def _load_entry_point(name: str) -> None:
         if name in _REGISTRY:
             return
         if isinstance(obj, RewardSpec):
-            _REGISTRY[name] = RewardSpec(name, obj.fn, obj.range, obj.description, obj.validate)
+            _REGISTRY[name] = RewardSpec(name, obj.fn, obj.range, obj.description, obj.validate, obj.resolve)
         elif callable(obj):
             register_reward(name)(obj)
         else:
@@ -179,6 +185,8 @@ class CompositeReward:
     >>> r = CompositeReward({"format": 0.5, "parsimony": 0.0}, options={"parsimony": {"lam": 0.2}})
     >>> r.weights, r.options
     ({'format': 0.5, 'parsimony': 0.0}, {'format': {}, 'parsimony': {'lam': 0.2}})
+    >>> r.to_spec()
+    {'format': 0.5, 'parsimony': {'weight': 0.0, 'lam': 0.2}}
     """
 
     def __init__(self, weights: Mapping[str, float], options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
@@ -201,6 +209,8 @@ class CompositeReward:
         self.options = {name: dict(options.get(name) or {}) for name in self.weights}
         for name, spec in self.specs.items():
             spec.check_options(self.options[name])
+            if spec.resolve is not None:
+                self.options[name] = dict(spec.resolve(dict(self.options[name])))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -225,11 +235,27 @@ class CompositeReward:
         return total, components, metrics
 
     def to_spec(self) -> dict[str, Any]:
-        """A spec :func:`make_reward` rebuilds this composite from (JSON-serialisable if the options are)."""
-        return {n: ({"weight": w, **self.options[n]} if self.options[n] else w) for n, w in self.weights.items()}
+        """A spec :func:`make_reward` rebuilds this composite from (JSON-serialisable if the options are).
+
+        Options are as resolved when the composite was built (an object option is written as its
+        ``to_spec()``), and secret-named options (``api_key``, ``token``, ...) are left out: a
+        rebuilt composite takes them from the environment (``VSEEK_JUDGE_API_KEY`` for the judge).
+        """
+        spec = {n: ({"weight": w, **_spec_value(self.options[n])} if self.options[n] else w) for n, w in self.weights.items()}
+        return redact_secrets(spec, drop=True)
 
     def __repr__(self) -> str:
         return f"CompositeReward({self.to_spec()})"
+
+
+def _spec_value(value: Any) -> Any:
+    if hasattr(value, "to_spec") and callable(value.to_spec):
+        return value.to_spec()
+    if isinstance(value, Mapping):
+        return {k: _spec_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_spec_value(v) for v in value]
+    return value
 
 
 def make_reward(spec: Any) -> CompositeReward:

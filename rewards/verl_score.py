@@ -2,11 +2,12 @@
 
 verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)``
 once per response and collects every returned key except ``score`` into ``reward_extra_info``,
-which needs the same keys on every call. Point verl at it with::
+which needs the same keys on every call. Point verl 0.9.1 at it with (the older top-level
+``custom_reward_function.*`` keys are ignored by 0.9.1)::
 
-    custom_reward_function.path=<site-packages>/vseek_env/rewards/verl_score.py
-    custom_reward_function.name=compute_score
-    +custom_reward_function.reward_kwargs.reward=paper      # optional: any make_reward spec
+    reward.custom_reward_function.path=<site-packages>/vseek_env/rewards/verl_score.py
+    reward.custom_reward_function.name=compute_score
+    +reward.custom_reward_function.reward_kwargs.reward=paper      # optional: any make_reward spec
 
 What a row must carry (the Parquet exporter writes exactly this):
 
@@ -19,6 +20,11 @@ What a row must carry (the Parquet exporter writes exactly this):
 
 ``solution_str`` may be one response or a whole decoded multi-turn transcript (ChatML, with or
 without special tokens), see :func:`vseek_env.trajectory.split_transcript`.
+
+``extra_info["vseek_tool_calls"]`` (written by the verl tool adapters, merged into ``extra_info``
+by verl's reward loop) is the env's own record of the calls that ran, with the clamped windows
+they covered; when present it replaces the calls parsed from the text for the crop-window and
+parsimony terms.
 
 Example:
     >>> out = compute_score("synth", "<think>it moves right</think><answer>B</answer>", "B",
@@ -36,7 +42,7 @@ from typing import Any
 from vseek_env.data.sample import Sample, SampleError
 from vseek_env.rewards.matching import parse_numbers
 from vseek_env.rewards.registry import CompositeReward, make_reward
-from vseek_env.trajectory import trajectory_from_text
+from vseek_env.trajectory import ToolRecord, Trajectory, Turn, trajectory_from_text
 
 _COMPOSITES: dict[str, CompositeReward] = {}
 _LOCK = threading.Lock()
@@ -107,6 +113,9 @@ def compute_score(
     """
     sample = sample_from_row(ground_truth, extra_info, data_source)
     trajectory = trajectory_from_text(solution_str if isinstance(solution_str, str) else str(solution_str or ""))
+    records = _plain(extra_info.get("vseek_tool_calls")) if isinstance(extra_info, dict) else None
+    if records is not None:
+        trajectory = with_tool_records(trajectory, records)
     composite = _composite(reward)
     total, components, metrics = composite(sample, trajectory)
     out: dict[str, Any] = {"score": float(total), "acc": float(components.get("accuracy", total))}
@@ -118,3 +127,33 @@ def compute_score(
         judge_fallback=int(metrics.get("accuracy/judge_fallback", 0)),
     )
     return out
+
+
+def with_tool_records(trajectory: Trajectory, records: list[dict]) -> Trajectory:
+    """``trajectory`` with its text-parsed tool calls replaced by the env's ``records``.
+
+    Records are ``{"name", "ok", "error_code", "window", ...}`` in call order. They are handed out
+    to the turns in order, as many per turn as the text shows there; any left over (calls the
+    text parser missed) join the last turn.
+
+    >>> t = trajectory_from_text('<think>a</think><tool_call>{"name": "crop_video", "arguments": '
+    ...                          '{"start_time": 0, "end_time": 99}}</tool_call>')
+    >>> with_tool_records(t, [{"name": "crop_video", "ok": True, "window": [0, 8.0]}]).cropped_windows
+    [(0.0, 8.0)]
+    """
+    pool = [_tool_record(r) for r in records if isinstance(r, dict)]
+    turns = []
+    for i, turn in enumerate(trajectory.turns):
+        take = len(pool) if i == len(trajectory.turns) - 1 else min(len(turn.tools), len(pool))
+        turns.append(Turn(turn.response, turn.parsed, pool[:take], list(turn.errors)))
+        pool = pool[take:]
+    return Trajectory(turns, trajectory.answer, trajectory.terminated, trajectory.truncated)
+
+
+def _tool_record(record: dict) -> ToolRecord:
+    window = record.get("window")
+    return ToolRecord(
+        name=str(record.get("name", "")), arguments={}, ok=bool(record.get("ok")),
+        error_code=record.get("error_code"),
+        window=(float(window[0]), float(window[1])) if window is not None and len(window) == 2 else None,
+    )

@@ -23,7 +23,7 @@ from fake_openai import FakeOpenAIServer, Reply
 from test_segmenter import write_shapes_video
 
 from vseek_env.data import Sample, Track, VisualPromptSpec
-from vseek_env.masks import box_to_mask, encode_rle, mask_to_box
+from vseek_env.masks import box_to_mask, decode_rle, encode_rle, mask_to_box
 from vseek_env.pipeline import ConfigError, InputError, PipelineConfig, pipeline_status, read_items, run_pipeline
 from vseek_env.pipeline.adapters import split_options
 from vseek_env.pipeline.g1_filter import REJECT_RULES, rule_reject
@@ -282,6 +282,11 @@ def test_end_to_end_llava_to_a_playable_dataset(local_run):
         gt = truth[Path(s.video).name]["masks"]["target"][int(round(s.prompt.time * fps))]
         # the stored prompt box marks the real target at the prompt time
         assert mask_iou(box_to_mask(s.prompt.box, (H, W)), gt) > 0.5
+        # G3's 1 fps masks travel with the track, one per time, on the real target
+        assert len(s.track.masks) == len(s.track.times) > 1
+        for t_track, rle in zip(s.track.times, s.track.masks):
+            truth_mask = truth[Path(s.video).name]["masks"]["target"][int(round(t_track * fps))]
+            assert mask_iou(decode_rle(rle), truth_mask) > 0.5
     assert (out / "samples.parquet").is_file()
 
     env = gym.make("VideoSeeker-v0", dataset=str(out / "samples.jsonl"))
@@ -316,6 +321,28 @@ def test_resume_with_other_settings_is_refused(local_run):
     cfg = PipelineConfig(out=str(out), llm_base_url="http://127.0.0.1:9/v1", llm_model="fake", segmenter="opencv", seed=7)
     with pytest.raises(ConfigError, match="seed"):
         run_pipeline(qa, "llava", cfg, videos_root=root / "videos", log=lambda s: None)
+
+
+def test_resume_on_an_edited_input_is_refused(local_run, tmp_path):
+    import shutil
+
+    root, truth, qa, out, report, _ = local_run
+    copy = tmp_path / "qa.json"
+    shutil.copy(qa, copy)
+    out2 = tmp_path / "out"
+    cfg = PipelineConfig(out=str(out2), llm_base_url="http://127.0.0.1:9/v1", llm_model="fake", segmenter="opencv",
+                         concurrency=1, parquet=True)
+    shutil.copytree(out, out2)
+    meta = json.loads((out2 / "run.json").read_text())
+    meta["input"] = str(copy.resolve())  # the copied run now belongs to the copied input
+    (out2 / "run.json").write_text(json.dumps(meta))
+    assert meta["input_size"] == copy.stat().st_size and len(meta["input_sha256"]) == 64
+    run_pipeline(copy, "llava", cfg, videos_root=root / "videos", log=lambda s: None)  # same bytes: resumes
+    items = json.loads(copy.read_text())
+    items[0]["conversations"][0]["value"] += " (edited)"
+    copy.write_text(json.dumps(items))
+    with pytest.raises(ConfigError, match=r"qa\.json changed since the run .* restore the file or choose a new --out"):
+        run_pipeline(copy, "llava", cfg, videos_root=root / "videos", log=lambda s: None)
 
 
 def test_killed_run_resumes_without_losing_or_redoing_work(local_run, tmp_path):
@@ -422,3 +449,33 @@ def test_v2p_rows_and_clear_errors(shapes, tmp_path):
     with pytest.raises(ConfigError, match="not on this machine|needs torch"):
         run_pipeline(path, "v2p", PipelineConfig(out=str(tmp_path / "o2"), segmenter="sam", sam_model=str(tmp_path / "none"),
                                                  llm_base_url="http://127.0.0.1:9/v1", llm_model="m"), log=lambda s: None)
+
+
+def test_cli_reports_an_endpoint_failure_wrapped_by_ray_as_resumable(monkeypatch, tmp_path, capsys):
+    """Ray Data hands an actor's LLMError back inside its own exception types: still exit 3."""
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    import vseek_env.pipeline as pipeline_pkg
+    from vseek_env.cli import main
+    from vseek_env.pipeline.llm import LLMError
+
+    def failing_run(*args, **kwargs):
+        try:
+            try:
+                raise LLMError("HTTP 503 from http://gpu:8000/v1", status=503)
+            except LLMError as inner:
+                raise ray_exceptions.UserCodeException("map_batches(_RayStageFn) failed") from inner
+        except ray_exceptions.UserCodeException as wrapped:
+            raise ray_exceptions.RayTaskError("_RayStageFn", "traceback", wrapped) from None
+
+    monkeypatch.setattr(pipeline_pkg, "run_pipeline", failing_run)
+    args = ["pipeline", "run", "--input", str(tmp_path / "qa.json"), "--format", "llava", "--out", str(tmp_path / "o")]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert "HTTP 503" in err and "re-run to resume" in err
+
+    def other_failure(*args, **kwargs):
+        raise ray_exceptions.RayTaskError("_RayStageFn", "traceback", ZeroDivisionError("bug"))
+
+    monkeypatch.setattr(pipeline_pkg, "run_pipeline", other_failure)
+    with pytest.raises(ray_exceptions.RayTaskError):
+        main(args)

@@ -224,3 +224,52 @@ def test_opencv_segmenter_on_the_synthetic_dataset(capsys):
                 static.append(mask_iou(box_to_mask(s.prompt.box, g.shape), g))
     print(f"\nsynth:tiny opencv segmenter mean mask IoU {np.mean(ious):.3f} over {len(ious)} frames; static seed box {np.mean(static):.3f}")
     assert np.mean(ious) > np.mean(static) + 0.15
+
+
+def test_sam_seeds_on_the_seed_frame_even_when_it_is_no_output_time(monkeypatch):
+    """The SAM-2 path with a stand-in model: the box goes on the frame at seed_time, which is read
+    for that purpose and left out of the outputs."""
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    H, W = 8, 8
+    frame_times = np.arange(10, dtype=float)  # 1 fps video, frame i shows the target at column i
+    calls = {}
+
+    def read_frames(times, max_pixels):
+        idx = sorted({int(round(t)) for t in times})
+        calls["read"] = [float(frame_times[i]) for i in idx]
+        return np.zeros((len(idx), H, W, 3), np.uint8), frame_times[idx]
+
+    class Processor:
+        def init_video_session(self, video, inference_device):
+            calls["n_frames"] = len(video)
+            return SimpleNamespace(video_height=H, video_width=W)
+
+        def add_inputs_to_inference_session(self, inference_session, frame_idx, obj_ids, input_boxes):
+            calls["seed_idx"] = frame_idx
+
+        def post_process_masks(self, masks, original_sizes, binarize):
+            return masks
+
+    class Model:
+        def __call__(self, inference_session, frame_idx):
+            pass
+
+        def propagate_in_video_iterator(self, session, start_frame_idx, reverse):
+            order = range(start_frame_idx, -1, -1) if reverse else range(start_frame_idx, calls["n_frames"])
+            for i in order:
+                mask = torch.zeros(1, 1, H, W, dtype=torch.bool)
+                col = int(calls["read"][i]) // 2
+                mask[..., 2:4, col: col + 2] = True
+                yield SimpleNamespace(frame_idx=i, pred_masks=mask)
+
+    seg = Sam2Segmenter(model="stand-in")
+    monkeypatch.setattr(Sam2Segmenter, "unavailable", lambda self: None)
+    monkeypatch.setattr(Sam2Segmenter, "_load", lambda self: (Processor(), Model()))
+    request = SegmentRequest(times=[2.0, 4.0, 6.0], frame_shape=(H, W), seed_time=5.0, seed_box=(2, 2, 4, 4),
+                             read_frames=read_frames)
+    out = seg.segment(request)
+    assert calls["read"] == [2.0, 4.0, 5.0, 6.0] and calls["read"][calls["seed_idx"]] == 5.0
+    assert len(out) == 3  # the seed frame is not an output
+    assert [box[0] for box, _ in out] == [1.0, 2.0, 3.0]  # each output time gets its own frame's mask

@@ -108,3 +108,40 @@ def test_cli_rejects_bad_env_options(small_dataset, tmp_path, options, message):
 def test_cli_names_a_missing_dataset(tmp_path):
     with pytest.raises(SystemExit, match="no-such.jsonl"):
         main(["export-verl", str(tmp_path / "no-such.jsonl"), str(tmp_path / "x.parquet")])
+
+
+def test_parquet_is_written_in_chunks_and_a_failed_write_leaves_no_temp_file(tmp_path):
+    from vseek_env.integrations.verl.rows import write_parquet
+
+    rows = [{"a": i, "b": {"x": str(i)}} for i in range(7)]
+    path = write_parquet(iter(rows), tmp_path / "rows.parquet", chunk_rows=3)
+    assert read_rows(path) == rows
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3  # 3 + 3 + 1 rows
+
+    def failing():
+        yield from rows[:4]
+        raise RuntimeError("video unreadable")
+
+    with pytest.raises(RuntimeError, match="unreadable"):
+        write_parquet(failing(), tmp_path / "bad.parquet", chunk_rows=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.parquet"]
+    with pytest.raises(ValueError, match="no rows"):
+        write_parquet([], tmp_path / "empty.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.parquet"]
+
+
+def test_export_warns_when_the_needs_tools_overview_differs(small_dataset, tmp_path):
+    import dataclasses
+    import warnings
+
+    from vseek_env.data import Dataset
+
+    labelled = Dataset("labelled", [dataclasses.replace(s, meta={"overview_frames": 16}) for s in small_dataset.samples],
+                       root=small_dataset.root)
+    with pytest.warns(UserWarning, match=r"3 sample\(s\).*overview_frames=4.*'s0' \(16\)"):
+        export_verl(labelled, tmp_path / "a.parquet", env_options={"overview_frames": 4})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_verl(labelled, tmp_path / "b.parquet", env_options={"overview_frames": 16})

@@ -8,7 +8,10 @@ conversion fails on keys verl's config classes do not accept (e.g. legacy multi-
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -99,3 +102,27 @@ def test_a_misspelled_key_is_caught(tmp_path):
     overrides = script_overrides("run_qwen3vl_8b_grpo.sh", tmp_path)
     with pytest.raises(ConfigCompositionException):
         compose(overrides + ["actor_rollout_ref.rollout.multi_turn.max_tool_call=3"])
+
+
+def prepare_data_env_options() -> dict:
+    """The default ENV_OPTIONS of prepare_data.sh, as the export will see them."""
+    text = (EXAMPLES / "prepare_data.sh").read_text()
+    match = re.search(r"^ENV_OPTIONS=\$\{ENV_OPTIONS:-'(.*)'\}$", text, re.M)
+    assert match, "prepare_data.sh sets no default ENV_OPTIONS"
+    return json.loads(match.group(1))
+
+
+@pytest.mark.parametrize("script", ["run_qwen3vl_8b_grpo.sh", "run_qwen3vl_2b_smoke.sh"])
+def test_exported_episodes_fit_the_turn_and_image_limits(script, tmp_path):
+    from vseek_env.config import EnvConfig
+
+    options = prepare_data_env_options()
+    assert options["max_turns"] == 6  # the paper's 5 tool rounds + the answer turn
+    env = EnvConfig.from_kwargs(**options)
+    cfg = compose(script_overrides(script, tmp_path))
+    rollout = cfg.actor_rollout_ref.rollout
+    grid = cfg.data.image_patch_size * 2  # Qwen3-VL merges 2x2 patches into one visual token
+    assert env.patch_factor == grid
+    tokens_per_frame = env.max_pixels // grid**2
+    worst = env.overview_frames + int(env.show_prompt_frame) + math.ceil(rollout.response_length / tokens_per_frame)
+    assert rollout.limit_images >= worst

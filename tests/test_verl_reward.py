@@ -100,3 +100,30 @@ def test_the_rows_env_reward_spec_is_used_unless_configured(tokenizer, small_dat
     assert score_with_verl(tokenizer, row, responses)["reward_score"] == pytest.approx(env_reward(row, responses)[0]) == 1.0
     configured = score_with_verl(tokenizer, row, responses, reward_kwargs={"reward": "paper"})
     assert configured["reward_score"] < 1.0  # parsimony charges for the crop
+
+
+def test_the_env_tool_records_replace_the_calls_parsed_from_text():
+    """The adapters' records (clamped windows, only calls that ran) decide crop IoU and parsimony."""
+    import json
+
+    from conftest import make_sample
+
+    from vseek_env.rewards import compute_score
+
+    sample = make_sample("rec", answer="B", evidence=(2.0, 4.0))
+    wide = '<think>a</think><tool_call>{"name": "crop_video", "arguments": {"start_time": 2, "end_time": 99}}</tool_call>'
+    text = f"{wide}\nuser\n<tool_response>ok</tool_response>\nassistant\n{wide}\nuser\n" \
+           "<tool_response>ok</tool_response>\nassistant\n<think>b</think><answer>B</answer>"
+    spec = {"crop_iou": 1.0, "parsimony": 1.0}
+    extra = {"sample": json.dumps(sample.to_dict())}
+    parsed = compute_score("x", text, "B", extra, reward=spec)
+    assert parsed["num_tool_calls"] == 2 and parsed["crop_iou"] < 0.5  # the requested, unclamped windows
+
+    records = [  # the env clamped the first window to the 4 s video; the second call failed
+        {"name": "crop_video", "ok": True, "error_code": None, "window": np.array([2.0, 4.0]), "num_frames": 3},
+        {"name": "crop_video", "ok": False, "error_code": "budget", "window": None, "num_frames": 0},
+    ]
+    scored = compute_score("x", text, "B", {**extra, "vseek_tool_calls": np.array(records, dtype=object)}, reward=spec)
+    assert scored["crop_iou"] == 1.0 and scored["num_tool_calls"] == 1
+    assert scored["parsimony"] > parsed["parsimony"]
+    assert set(scored) == set(parsed)

@@ -93,7 +93,7 @@ def test_rows_without_create_kwargs_give_an_actionable_error(tools, rows):
     assert "Error executing tool 'crop_video'" in response.text and "vseek export-verl" in response.text
 
 
-def test_stock_tool_agent_loop_runs_an_episode_with_the_adapters(tools, rows, tmp_path):
+def test_stock_tool_agent_loop_runs_an_episode_with_the_adapters(tools, rows, tmp_path, env_spy):
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
     from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
     from omegaconf import OmegaConf
@@ -117,6 +117,11 @@ def test_stock_tool_agent_loop_runs_an_episode_with_the_adapters(tools, rows, tm
         return await loop.run({"temperature": 1.0}, **item)
 
     out = asyncio.run(main())
+    import gc
+
+    gc.collect()
+    built, closed = env_spy
+    assert len(built) == 1 and closed == [built[0][0]]  # the trajectory's env, closed once it ended
     n_initial = ENV_OPTIONS["overview_frames"] + 1
     assert [c["n_images"] for c in server.calls] == [n_initial, n_initial + 1, n_initial + 3]
     assert len(out.multi_modal_data["images"]) == n_initial + 3

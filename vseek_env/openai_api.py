@@ -5,7 +5,9 @@
 to, bodies that are not a JSON object) with exponential backoff; any other 4xx fails at once.
 Every failure is one :class:`OpenAIAPIError` carrying ``status`` and ``retryable``. The API key
 goes only into the ``Authorization`` header: it is kept out of ``repr`` and of every error text.
-:func:`image_data_url` / :func:`image_part` encode frames as JPEG ``data:`` URLs.
+:func:`redact_secrets` is the one place that decides which option names hold secrets; everything
+that persists or prints options (run.json, exports, reward specs, errors) passes them through it.
+:func:`jpeg_bytes` / :func:`image_data_url` / :func:`image_part` encode frames as JPEG.
 
 Used by the LLM judge (``rewards/judge.py``), the data pipeline (``vseek_env/pipeline/llm.py``) and
 the ``openai`` policy (``policies/openai_chat.py``), which translate the error into their own.
@@ -26,6 +28,7 @@ import http.client
 import io
 import json
 import random
+import re
 import time
 import urllib.error
 import urllib.request
@@ -35,12 +38,55 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["ChatEndpoint", "OpenAIAPIError", "RETRY_STATUS", "image_data_url", "image_part", "message_text"]
+__all__ = ["ChatEndpoint", "OpenAIAPIError", "REDACTED", "RETRY_STATUS", "image_data_url", "image_part", "is_secret_key",
+           "jpeg_bytes", "message_text", "redact_secrets"]
 
 T = TypeVar("T")
 
 #: HTTP statuses worth another try besides 5xx: timeout, conflict, too early, rate limit.
 RETRY_STATUS = frozenset({408, 409, 425, 429})
+
+#: Option names whose values are secrets: exact names (``api_key``, ``hf_token``, ``password``), not
+#: substrings, so ``max_tokens`` or ``keyframes`` stay visible and a changed setting is noticed.
+SECRET_KEY_PATTERN = re.compile(r"(^|_)(api_?key|access_?token|auth_?token|token|secret|password)$", re.I)
+#: What a redacted value is replaced with (where it is not dropped).
+REDACTED = "<redacted>"
+
+
+def is_secret_key(name: Any) -> bool:
+    """Whether an option named ``name`` holds a secret.
+
+    >>> [is_secret_key(k) for k in ("api_key", "OPENAI_API_KEY", "hf_token", "max_tokens", "keyframes")]
+    [True, True, True, False, False]
+    """
+    return isinstance(name, str) and SECRET_KEY_PATTERN.search(name) is not None
+
+
+def redact_secrets(value: Any, *, drop: bool = False) -> Any:
+    """``value`` with every secret-named entry of every nested dict replaced by ``"<redacted>"``.
+
+    Dicts and lists/tuples are walked recursively (tuples come back as lists); other values are
+    returned as they are. ``drop=True`` removes the entries instead, for files that are replayed
+    later (exports): the replaying process then takes the key from its environment, e.g.
+    ``VSEEK_JUDGE_API_KEY`` for the LLM judge.
+
+    >>> redact_secrets({"reward": {"accuracy": {"judge": {"api_key": "sk-1", "model": "m"}}}, "max_tokens": 8})
+    {'reward': {'accuracy': {'judge': {'api_key': '<redacted>', 'model': 'm'}}}, 'max_tokens': 8}
+    >>> redact_secrets([{"token": "t", "n": 1}], drop=True)
+    [{'n': 1}]
+    """
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if is_secret_key(k):
+                if not drop:
+                    out[k] = REDACTED
+            else:
+                out[k] = redact_secrets(v, drop=drop)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [redact_secrets(v, drop=drop) for v in value]
+    return value
 
 
 class OpenAIAPIError(RuntimeError):
@@ -181,14 +227,14 @@ def message_text(reply: dict) -> str:
     return content if isinstance(content, str) else ""
 
 
-def image_data_url(image: "np.ndarray", quality: int = 85, max_side: int | None = None) -> str:
-    """An RGB image array (H, W, 3) as a ``data:image/jpeg;base64,...`` URL.
+def jpeg_bytes(image: "np.ndarray", quality: int = 85, max_side: int | None = None) -> bytes:
+    """An RGB image array (H, W, 3) as JPEG bytes.
 
     ``max_side`` shrinks the image (aspect kept) so its longer side is at most that many pixels.
 
     >>> import numpy as np
-    >>> image_data_url(np.zeros((4, 4, 3), np.uint8)).startswith("data:image/jpeg;base64,")
-    True
+    >>> jpeg_bytes(np.zeros((4, 4, 3), np.uint8))[:2]
+    b'\\xff\\xd8'
     """
     import numpy as np
     from PIL import Image
@@ -198,7 +244,17 @@ def image_data_url(image: "np.ndarray", quality: int = 85, max_side: int | None 
         im.thumbnail((max_side, max_side))
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def image_data_url(image: "np.ndarray", quality: int = 85, max_side: int | None = None) -> str:
+    """An RGB image array (H, W, 3) as a ``data:image/jpeg;base64,...`` URL (see :func:`jpeg_bytes`).
+
+    >>> import numpy as np
+    >>> image_data_url(np.zeros((4, 4, 3), np.uint8)).startswith("data:image/jpeg;base64,")
+    True
+    """
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(image, quality, max_side)).decode("ascii")
 
 
 def image_part(image: "np.ndarray", quality: int = 85, max_side: int | None = None) -> dict:

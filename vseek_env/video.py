@@ -11,7 +11,9 @@ in one place:
   (non-reference B-frames between two requested frames) are not decoded at all;
 * decoded frames land in a process-wide, byte-bounded LRU :class:`FrameCache`, and the stream
   metadata in a small process-wide table, so the 8 rollouts of a GRPO group that re-read one
-  video probe it once and decode each frame once;
+  video probe it once and decode each frame once; concurrent readers wait only for the frames
+  another reader is decoding, and for at most ``VSEEK_DECODE_TIMEOUT`` seconds (a decode stuck
+  in C code never blocks other reads);
 * when an on-disk frame store (:mod:`vseek_env.frame_store`, ``vseek cache build``) holds a video,
   its metadata and frames are read from there, decoding only what the store lacks.
 
@@ -100,8 +102,16 @@ def smart_resize(
 class FrameCache:
     """A thread-safe LRU of decoded frames bounded in bytes, with hit/miss counters.
 
-    Keys are ``(video key, frame index, (h, w))``; the video key holds the resolved path, mtime
-    and size, so an edited file never serves stale frames. Cached arrays are read-only.
+    Every key starts with the video key ``(resolved path, mtime_ns, size)``, so an edited file
+    never serves stale entries. Three kinds of entries share the cache (and its byte cap):
+
+    * ``(*video key, index, (h, w))``: frame ``index`` decoded at size ``(h, w)`` (:meth:`Video.read`);
+    * ``(*video key, index, ("letterbox", h, w, out_h, out_w))``: the env's observation thumbnail of
+      that frame, letterboxed to ``(out_h, out_w)``;
+    * ``(*video key, "prompt", spec sha1, *image file key, max_pixels, factor)``: the env's rendered
+      visual-prompt frame of a sample.
+
+    Cached arrays are read-only.
 
     >>> cache = FrameCache(max_bytes=1 << 20)
     >>> cache.get(("v", 0)) is None
@@ -129,6 +139,14 @@ class FrameCache:
                 return None
             self._items.move_to_end(key)
             self.hits += 1
+            return frame
+
+    def peek(self, key: tuple) -> np.ndarray | None:
+        """Like :meth:`get` without counting a hit or miss (a re-check, not a request)."""
+        with self._lock:
+            frame = self._items.get(key)
+            if frame is not None:
+                self._items.move_to_end(key)
             return frame
 
     def put(self, key: tuple, frame: np.ndarray) -> None:
@@ -239,7 +257,10 @@ def _times_from_pts(pts: np.ndarray, time_base: Fraction) -> np.ndarray:
 
 
 def decode_timeout() -> float:
-    """Seconds one open or decode call may take (``VSEEK_DECODE_TIMEOUT``, default 60)."""
+    """Seconds one open or decode call may take (``VSEEK_DECODE_TIMEOUT``, default 60).
+
+    Also the longest a reader waits for a frame another reader is decoding before decoding it itself.
+    """
     return float(os.environ.get("VSEEK_DECODE_TIMEOUT", "60"))
 
 
@@ -294,33 +315,31 @@ def probe_video(path: str | Path, key: tuple | None = None) -> VideoMeta:
                 raise VideoError(f"no video stream in {path}")
             stream = container.streams.video[0]
             time_base = stream.time_base or Fraction(1, 1_000_000)
-            pts: list[int] = []
-            dts: list[int] = []
+            pts: list[int | None] = []
+            dts: list[int | None] = []
             keys: list[bool] = []
+            shown: list[bool] = []
             durations: list[int] = []
             for n, packet in enumerate(container.demux(stream)):
                 if n % 256 == 0:
                     deadline.check()
                 if packet.size == 0:  # flush packet at EOF
                     continue
-                pts.append(packet.pts if packet.pts is not None else -1)
-                dts.append(packet.dts if packet.dts is not None else -1)
+                pts.append(packet.pts)
+                dts.append(packet.dts)
                 keys.append(bool(packet.is_keyframe))
+                # an edit list can cut frames off the start: they are decoded (as references), never shown
+                shown.append(not packet.is_discard)
                 durations.append(int(packet.duration or 0))
-            if not pts:
+            if not any(shown):
                 raise VideoError(f"video has no frames: {path}")
-            reliable = all(p >= 0 for p in pts) or False
-            if not reliable:
-                # no PTS on packets (e.g. AVI): decode order is presentation order for such streams
-                if any(d < 0 for d in dts):
-                    dts = list(range(len(dts)))
-                pts = dts
-            pts_arr = np.asarray(pts, dtype=np.int64)
-            keys_arr = np.asarray(keys, dtype=bool)
+            stamps, reliable = frame_stamps(pts, dts)
+            all_pts = np.asarray(stamps, dtype=np.int64)
+            pts_arr = all_pts[np.asarray(shown)]
             order = np.argsort(pts_arr, kind="stable")
             sorted_pts, first = np.unique(pts_arr[order], return_index=True)
-            dur_arr = np.asarray(durations, dtype=np.int64)[order][first]
-            key_pts = np.unique(pts_arr[keys_arr])
+            dur_arr = np.asarray(durations, dtype=np.int64)[np.asarray(shown)][order][first]
+            key_pts = np.unique(all_pts[np.asarray(keys, dtype=bool)])  # hidden keyframes are seek points too
             if key_pts.size == 0 or key_pts[0] > sorted_pts[0]:
                 key_pts = np.concatenate([[sorted_pts[0]], key_pts])
             # decode the first frame: proves the codec works and gives the true frame size
@@ -350,6 +369,25 @@ def probe_video(path: str | Path, key: tuple | None = None) -> VideoMeta:
         key=key, width=width, height=height, duration=duration, pts=sorted_pts, key_pts=key_pts,
         time_base=time_base, frame_times=times, codec=codec, pts_reliable=reliable,
     )
+
+
+def frame_stamps(pts: list[int | None], dts: list[int | None]) -> tuple[list[int], bool]:
+    """The packets' timestamps to order frames by, and whether they are true PTS.
+
+    A PTS may be negative (an mp4 edit list puts the frames before the first shown one below
+    zero), so only a *missing* PTS makes the PTS unusable. Then the DTS is used if every packet has
+    one, else the packet order: for streams without PTS (some AVI), decode order is presentation order.
+
+    >>> frame_stamps([-2, 0, -1], [-3, -2, -1])
+    ([-2, 0, -1], True)
+    >>> frame_stamps([None, None], [4, 5])
+    ([4, 5], False)
+    """
+    if all(p is not None for p in pts):
+        return [int(p) for p in pts], True
+    if all(d is not None for d in dts):
+        return [int(d) for d in dts], False
+    return list(range(len(pts))), False
 
 
 class _MetaTable:
@@ -398,23 +436,56 @@ def clear_process_caches() -> None:
     """Forget probed metadata and cached frames of this process (tests and benchmarks use it)."""
     _META.clear()
     default_frame_cache().clear()
-    with _INFLIGHT_LOCK:
-        _INFLIGHT.clear()
+    _INFLIGHT.clear()
 
 
-# one lock per (video, size) so concurrent readers of a GRPO group decode a frame once
-_INFLIGHT: dict[tuple, threading.Lock] = {}
-_INFLIGHT_LOCK = threading.Lock()
+class _InFlight:
+    """Frames some reader is filling right now, so the readers of a GRPO group decode a frame once.
+
+    A reader claims the missing frames nobody else is filling and fills them itself; for frames
+    another reader claimed it waits, at most :func:`decode_timeout` seconds in all, then fills
+    them itself. There is no lock held across a decode: a decode stuck in C code (its tool worker
+    abandoned by the env) delays only readers of the very same frames, by a bounded time, and
+    only once, since the first reader to give up drops the stale claim.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._claims: dict[tuple, threading.Event] = {}  # cache key -> set when its filler is done
+
+    def claim(self, keys: list[tuple]) -> tuple[threading.Event, list[tuple], list[tuple[tuple, threading.Event]]]:
+        """``(event to set when done, keys now claimed by the caller, (key, event) claimed by others)``."""
+        done = threading.Event()
+        mine: list[tuple] = []
+        theirs: list[tuple[tuple, threading.Event]] = []
+        with self._lock:
+            for key in keys:
+                other = self._claims.get(key)
+                if other is None:
+                    self._claims[key] = done
+                    mine.append(key)
+                else:
+                    theirs.append((key, other))
+        return done, mine, theirs
+
+    def release(self, keys: list[tuple], done: threading.Event) -> None:
+        """End the caller's claim on ``keys`` (those still its own) and wake its waiters."""
+        self.drop(keys, done)
+        done.set()
+
+    def drop(self, keys: list[tuple], event: threading.Event) -> None:
+        """Forget the claims on ``keys`` made with ``event``; a newer claim on a key is kept."""
+        with self._lock:
+            for key in keys:
+                if self._claims.get(key) is event:
+                    del self._claims[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._claims.clear()
 
 
-def _inflight_lock(key: tuple) -> threading.Lock:
-    with _INFLIGHT_LOCK:
-        lock = _INFLIGHT.get(key)
-        if lock is None:
-            if len(_INFLIGHT) > 4096:  # unbounded growth guard; an idle lock is cheap to recreate
-                _INFLIGHT.clear()
-            lock = _INFLIGHT[key] = threading.Lock()
-        return lock
+_INFLIGHT = _InFlight()
 
 
 # -- decoding ------------------------------------------------------------------------------------------
@@ -433,53 +504,12 @@ def decode_frames(
     wanted = sorted(set(int(i) for i in indices))
     if not wanted:
         return {}
-    target_pts = {int(meta.pts[i]): i for i in wanted}
-    if not meta.pts_reliable:
-        return _decode_in_order(av, path, meta, wanted, size)
     deadline = _Deadline(path, "decoding")
-    out: dict[int, np.ndarray] = {}
-    todo = [int(meta.pts[i]) for i in wanted]  # ascending PTS
-    missed: list[int] = []
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "SLICE"  # frame threads add latency and would ignore per-packet skips
-            ctx = stream.codec_context
-            pos = 0
-            while pos < len(todo):
-                container.seek(_keyframe_before(meta, todo[pos]), stream=stream, backward=True)
-                ctx.flush_buffers()
-                demuxed = -(1 << 62)  # highest PTS sent to the decoder since the seek
-                last_out = None
-                for n, packet in enumerate(container.demux(stream)):
-                    if n % 32 == 0:
-                        deadline.check()
-                    if packet.pts is not None:
-                        demuxed = max(demuxed, int(packet.pts))
-                        ctx.skip_frame = "DEFAULT" if int(packet.pts) in target_pts else "NONREF"
-                    else:
-                        ctx.skip_frame = "DEFAULT"
-                    for frame in ctx.decode(packet):
-                        last_out = frame.pts
-                        if frame.pts in target_pts:
-                            out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
-                    pos = _advance(todo, pos, out, target_pts, last_out, missed)
-                    if pos >= len(todo):
-                        break
-                    if _keyframe_before(meta, todo[pos]) > demuxed:
-                        break  # a keyframe lies before the next wanted frame: seek there
-                else:  # end of stream: drain the decoder's delayed frames
-                    ctx.skip_frame = "DEFAULT"
-                    for frame in ctx.decode(None):
-                        if frame.pts in target_pts:
-                            out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
-                    while pos < len(todo):
-                        if target_pts[todo[pos]] not in out:
-                            missed.append(target_pts[todo[pos]])
-                        pos += 1
-            if missed:
-                # a seek landed after a wanted frame (odd index, open GOP): one linear pass by PTS
-                out.update(_decode_in_order(av, path, meta, missed, size, by_pts=True, deadline=deadline))
+        if meta.pts_reliable:
+            out = _decode_by_pts(av, path, meta, wanted, size, deadline)
+        else:
+            out = _decode_in_order(av, path, meta, wanted, size, deadline=deadline)
     except VideoError:
         raise
     except Exception as exc:
@@ -489,6 +519,54 @@ def decode_frames(
         raise VideoError(
             f"cannot decode frames {missing[:5]} (of {len(missing)}) of {path}: the file is truncated or damaged"
         )
+    return out
+
+
+def _decode_by_pts(av, path: Path, meta: VideoMeta, wanted: list[int], size, deadline: _Deadline) -> dict[int, np.ndarray]:
+    """The seeking decoder of :func:`decode_frames`; frames it cannot find are simply absent."""
+    target_pts = {int(meta.pts[i]): i for i in wanted}
+    out: dict[int, np.ndarray] = {}
+    todo = [int(meta.pts[i]) for i in wanted]  # ascending PTS
+    missed: list[int] = []
+    with av.open(str(path), metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"  # frame threads add latency and would ignore per-packet skips
+        ctx = stream.codec_context
+        pos = 0
+        while pos < len(todo):
+            container.seek(_keyframe_before(meta, todo[pos]), stream=stream, backward=True)
+            ctx.flush_buffers()
+            demuxed = -(1 << 62)  # highest PTS sent to the decoder since the seek
+            last_out = None
+            for n, packet in enumerate(container.demux(stream)):
+                if n % 32 == 0:
+                    deadline.check()
+                if packet.pts is not None:
+                    demuxed = max(demuxed, int(packet.pts))
+                    ctx.skip_frame = "DEFAULT" if int(packet.pts) in target_pts else "NONREF"
+                else:
+                    ctx.skip_frame = "DEFAULT"
+                for frame in ctx.decode(packet):
+                    last_out = frame.pts
+                    if frame.pts in target_pts:
+                        out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
+                pos = _advance(todo, pos, out, target_pts, last_out, missed)
+                if pos >= len(todo):
+                    break
+                if _keyframe_before(meta, todo[pos]) > demuxed:
+                    break  # a keyframe lies before the next wanted frame: seek there
+            else:  # end of stream: drain the decoder's delayed frames
+                ctx.skip_frame = "DEFAULT"
+                for frame in ctx.decode(None):
+                    if frame.pts in target_pts:
+                        out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
+                while pos < len(todo):
+                    if target_pts[todo[pos]] not in out:
+                        missed.append(target_pts[todo[pos]])
+                    pos += 1
+        if missed:
+            # a seek landed after a wanted frame (odd index, open GOP): one linear pass by PTS
+            out.update(_decode_in_order(av, path, meta, missed, size, by_pts=True, deadline=deadline))
     return out
 
 
@@ -641,9 +719,7 @@ class Video:
         frames = self._lookup(indices, size)
         missing = sorted({int(indices[p]) for p, f in enumerate(frames) if f is None})
         if missing:
-            # serialise fillers of one (video, size): a concurrent reader waits, then hits the cache
-            with _inflight_lock((*self._key, size)):
-                found = self._fill(missing, size)
+            found = self._fill_shared(missing, size)
             frames = [f if f is not None else found[int(i)] for f, i in zip(frames, indices)]
         times = self.frame_times[indices].copy()
         if not stack:
@@ -655,12 +731,34 @@ class Video:
     def _lookup(self, indices: np.ndarray, size: tuple[int, int]) -> list[np.ndarray | None]:
         return [self.cache.get((*self._key, int(i), size)) for i in indices]
 
+    def _fill_shared(self, missing: list[int], size: tuple[int, int]) -> dict[int, np.ndarray]:
+        """Fill the frames no concurrent reader is filling; wait (bounded) for those one is."""
+        keys = [(*self._key, i, size) for i in missing]
+        done, mine, theirs = _INFLIGHT.claim(keys)
+        try:
+            found = self._fill([key[-2] for key in mine], size) if mine else {}
+        finally:
+            _INFLIGHT.release(mine, done)
+        if theirs:
+            end = time.monotonic() + decode_timeout()
+            late: list[int] = []
+            for key, other in theirs:
+                if not other.wait(max(0.0, end - time.monotonic())):
+                    _INFLIGHT.drop([key], other)  # its filler is stuck: nobody else should wait on it
+                frame = self.cache.peek(key)
+                if frame is None:  # stuck, failed, or not cacheable: fill it here
+                    late.append(key[-2])
+                else:
+                    found[key[-2]] = frame
+            if late:
+                found.update(self._fill(late, size))
+        return found
+
     def _fill(self, missing: list[int], size: tuple[int, int]) -> dict[int, np.ndarray]:
         found: dict[int, np.ndarray] = {}
         still: list[int] = []
-        for i in missing:  # another thread may have filled them while we waited
-            with self.cache._lock:
-                frame = self.cache._items.get((*self._key, i, size))
+        for i in missing:  # another reader may have filled them since our lookup
+            frame = self.cache.peek((*self._key, i, size))
             if frame is None:
                 still.append(i)
             else:

@@ -21,7 +21,15 @@ PATCH_SIZE=${PATCH_SIZE:-16}
 TP=${TP:-1}
 GPU_MEMORY=${GPU_MEMORY:-0.6}
 OFFLOAD=${OFFLOAD:-False}
-LIMIT_IMAGES=${LIMIT_IMAGES:-64}
+# Images per request (vLLM's limit_mm_per_prompt): the prompt's overview frames + the visual-prompt
+# frame, plus as many tool frames as fit in the response. A frame at the rows' max_pixels budget
+# (256x256, see prepare_data.sh) costs 256*256 / 32^2 = 64 visual tokens with Qwen3-VL (patch 16 x
+# merge 2), so at most ceil(MAX_RESPONSE / 64) of them fit: 16 + 1 + 64 = 81 for 4096 tokens. Lower
+# resolution videos give cheaper frames; an episode that would exceed the limit is cut by the
+# vseek_agent loop (cut_by_length) instead of failing the request.
+OVERVIEW_FRAMES=${OVERVIEW_FRAMES:-16}
+TOKENS_PER_FRAME=${TOKENS_PER_FRAME:-64}
+LIMIT_IMAGES=${LIMIT_IMAGES:-$((OVERVIEW_FRAMES + 1 + (MAX_RESPONSE + TOKENS_PER_FRAME - 1) / TOKENS_PER_FRAME))}
 AGENT_WORKERS=${AGENT_WORKERS:-8}
 TOTAL_EPOCHS=${TOTAL_EPOCHS:-1}
 TOTAL_STEPS=${TOTAL_STEPS:-null}

@@ -7,7 +7,8 @@
    with the keep rate per dimension.
 3. :func:`export_sft` -- verl multi-turn SFT Parquet or LLaMA-Factory ShareGPT JSON;
    :func:`verify_export` replays a file through the env and checks it.
-4. :func:`select_band` + :func:`export_selection` -- samples with a pass rate in a band -> verl RL rows.
+4. :func:`select_band` + :func:`export_selection` -- samples whose success rate over their k rollouts
+   lies in a band -> verl RL rows (with the unbiased pass@k reported).
 
 From the shell: ``vseek rollouts run|filter|export-sft|verify|select`` (see ``vseek rollouts -h``).
 
@@ -19,7 +20,7 @@ Example:
     >>> export_selection(rs, select_band(rs, 0.125, 0.875), "data/rl_train.parquet")
 """
 
-from vseek_env.coldstart.passk import Selection, export_selection, format_passk_table, select_band
+from vseek_env.coldstart.passk import Selection, export_selection, format_passk_table, pass_at_k, select_band
 from vseek_env.coldstart.rejection import Criteria, format_keep_table, rejection_sample
 from vseek_env.coldstart.replay import ReplayReport, verify_export
 from vseek_env.coldstart.rollouts import RolloutError, RolloutSet, load_rollouts, run_rollouts

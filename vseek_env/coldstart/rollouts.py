@@ -4,7 +4,7 @@ This is the eval runner (:func:`vseek_env.evaluation.evaluate`, ``repeats=k``) w
 :class:`~vseek_env.coldstart.recorder.ConversationRecorder` hook, so it runs in parallel (threads
 or Ray), resumes from ``results.jsonl`` and refuses a folder holding a different run. The folder::
 
-    run.json        policy, dataset, env options (the run identity)
+    run.json        policy, dataset, env options, reward as built, seed (the run identity; secrets redacted)
     results.jsonl   one record per episode: reward components, turns, tool calls and results,
                     and ``conversation`` (the env's messages, images as frames/ paths)
     frames/         every frame any trajectory saw, PNG, written once
@@ -48,10 +48,11 @@ class RolloutSet:
 
     @property
     def k(self) -> int:
-        """The largest number of episodes any sample has."""
+        """The largest number of finished (``status == "ok"``) episodes any sample has."""
         counts: dict[str, int] = {}
         for r in self.records:
-            counts[r["sample_id"]] = counts.get(r["sample_id"], 0) + 1
+            if r.get("status") == "ok":
+                counts[r["sample_id"]] = counts.get(r["sample_id"], 0) + 1
         return max(counts.values(), default=0)
 
     def load_dataset(self, override: Any = None):

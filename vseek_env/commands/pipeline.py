@@ -76,10 +76,42 @@ def _run(args: argparse.Namespace) -> int:
     except (ConfigError, InputError, FileNotFoundError) as exc:
         print(f"vseek pipeline: {exc}", file=sys.stderr)
         return 2
-    except LLMError as exc:
-        print(f"vseek pipeline: model endpoint failed ({exc}); finished samples are saved — re-run to resume", file=sys.stderr)
+    except Exception as exc:  # on Ray an LLMError comes back wrapped (RayTaskError, UserCodeException)
+        cause = llm_error_cause(exc, LLMError)
+        if cause is None:
+            raise
+        print(f"vseek pipeline: model endpoint failed ({cause}); finished samples are saved — re-run to resume",
+              file=sys.stderr)
         return 3
     return 0
+
+
+def llm_error_cause(exc: BaseException, kind: type) -> BaseException | None:
+    """``exc`` or the first ``kind`` among its causes (``__cause__``, ``__context__``, Ray's ``.cause``).
+
+    >>> class Boom(Exception): ...
+    >>> try:
+    ...     try:
+    ...         raise Boom("endpoint down")
+    ...     except Boom as inner:
+    ...         raise RuntimeError("task failed") from inner
+    ... except RuntimeError as outer:
+    ...     str(llm_error_cause(outer, Boom))
+    'endpoint down'
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return current
+        for nxt in (getattr(current, "cause", None), current.__cause__, current.__context__):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+    return None
 
 
 def _status(args: argparse.Namespace) -> int:

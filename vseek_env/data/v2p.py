@@ -18,7 +18,7 @@ Example:
     >>> stem, options = parse_v2p_question("Why?\\nA: rain\\nB: sun\\nSelect the best option. Only the letter.")
     >>> stem, options
     ('Why?', ('rain', 'sun'))
-    >>> official_correct("B. sun", "B"), robust_letter("The answer is (b).", 2)
+    >>> official_correct("B. sun", "B"), robust_letter("The answer is (B).", 2)
     (True, 'B')
 """
 
@@ -205,7 +205,6 @@ def load_v2p(path: str | Path, *, root: str | Path | None = None, videos_root: s
 # -- scoring ---------------------------------------------------------------------------------------
 
 _ANSWER_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
-_TRAILING_LETTER = re.compile(r"(?:^|[\s(\[:])([A-Z])[.)\]]?$")
 
 
 def official_correct(response: Any, answer: str) -> bool:
@@ -219,23 +218,19 @@ def official_correct(response: Any, answer: str) -> bool:
 def robust_letter(response: Any, n_options: int = 4) -> str | None:
     """The option letter a response picks, or None.
 
-    Looks inside ``<answer>...</answer>`` when present, then applies the letter patterns of
+    Looks inside the last ``<answer>...</answer>`` when present, then reads the letter with
     :func:`vseek_env.rewards.matching.extract_choice` ("B", "(B)", "B: text", "the answer is B"),
-    then a lone letter at the very end ("... so C.").
+    the same reader the env's reward uses; a response naming several options picks none.
+
+    >>> robust_letter("<answer>(C)</answer>"), robust_letter("It is not D"), robust_letter("maybe C or D")
+    ('C', None, None)
     """
     from vseek_env.rewards.matching import extract_choice
 
     if not isinstance(response, str) or not response.strip():
         return None
     tagged = _ANSWER_TAG.findall(response)
-    text = tagged[-1] if tagged else response
-    text = text.strip()
-    letter = extract_choice(text, n_options)
-    if letter is None:
-        m = _TRAILING_LETTER.search(text)
-        if m and m.group(1) in option_letters(n_options):
-            letter = m.group(1)
-    return letter
+    return extract_choice(tagged[-1] if tagged else response, n_options)
 
 
 def _n_options(row: dict) -> int:
@@ -254,7 +249,7 @@ def score_v2p_responses(rows: Iterable[dict], response_key: str = "response") ->
     per_dim: dict[int | None, Counter] = {}
     per_dur: dict[str, Counter] = {}
     for row in rows:
-        answer = str(row.get("answer", "")).strip()
+        answer = str(row.get("answer", "")).strip().upper()
         response = row.get(response_key)
         off = official_correct(response, answer)
         letter = robust_letter(response, _n_options(row))

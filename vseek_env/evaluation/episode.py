@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import time
 import traceback
@@ -22,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from vseek_env.openai_api import jpeg_bytes
+
 THUMB_SIDE = 192
+THUMB_QUALITY = 80
 PROMPT_SIDE = 320
 # Assets under this folder are content-addressed (their name determines their bytes): the results
 # sink writes each once and never overwrites it, so episodes can share them.
@@ -64,17 +66,6 @@ def asset_dir(key: str) -> str:
     """The folder (relative to the report) of one episode's thumbnails; unique and path-safe."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:60]
     return f"assets/{safe}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
-
-
-def encode_jpeg(image: np.ndarray, max_side: int = THUMB_SIDE, quality: int = 80) -> bytes:
-    """A JPEG thumbnail of an RGB array, longest side at most ``max_side``."""
-    from PIL import Image
-
-    im = Image.fromarray(np.asarray(image, dtype=np.uint8))
-    im.thumbnail((max_side, max_side))
-    buf = io.BytesIO()
-    im.convert("RGB").save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
 
 
 class _TimedPolicy:
@@ -124,7 +115,7 @@ class EpisodeWorker:
 
         def save(image: np.ndarray, name: str, side: int = THUMB_SIDE) -> str:
             path = f"{folder}/{name}.jpg"
-            assets[path] = encode_jpeg(image, side)
+            assets[path] = jpeg_bytes(image, THUMB_QUALITY, side)
             return path
 
         recorder = self.recorder
@@ -175,17 +166,33 @@ def _base_record(task: Task, sample, policy: str) -> dict:
     }
 
 
-def _result_fields(sample, result) -> dict:
+def answer_score(sample, result) -> tuple[float, str]:
+    """``(score, rule)`` of an episode's answer.
+
+    The env's ``accuracy`` reward term when its reward has one, so the eval grades with the
+    episode's own settings (thresholds, LLM judge) and agrees with the reward the policy got;
+    otherwise :func:`~vseek_env.rewards.matching.match_answer` with its defaults.
+    """
+    if result.answer is None:
+        return 0.0, "no_answer"
+    components = result.components or {}
+    if "accuracy" in components:
+        return float(components["accuracy"]), str((result.metrics or {}).get("accuracy/rule", "accuracy"))
     from vseek_env.rewards.matching import match_answer
 
+    return match_answer(sample, result.answer)
+
+
+def _result_fields(sample, result) -> dict:
     traj = result.trajectory
-    score, rule = match_answer(sample, result.answer) if result.answer is not None else (0.0, "no_answer")
+    score, rule = answer_score(sample, result)
+    unread = rule == "unparsed" or (rule == "judge_fallback" and (result.metrics or {}).get("accuracy/fallback_rule") == "unparsed")
     calls = traj.tool_calls
     codes = Counter(e.code.value for t in traj.turns for e in t.errors)
     return {
         "answer": result.answer, "score": float(score), "match_rule": rule, "correct": score >= 1.0 - 1e-9,
         # Parse failures count as wrong: no answer at all, or an answer no rule could read.
-        "parse_failure": result.answer is None or rule == "unparsed",
+        "parse_failure": result.answer is None or unread,
         "reward": result.reward, "components": result.components, "metrics": _jsonable(result.metrics),
         "terminated": result.terminated, "truncated": result.truncated, "num_turns": result.num_turns,
         "num_tool_calls": result.num_tool_calls, "num_errors": result.num_errors,

@@ -2,7 +2,7 @@
 
 Output folder::
 
-    run.json        what was evaluated (policy, dataset, env options; secrets redacted)
+    run.json        what was evaluated (policy, dataset, env options, reward as built, seed; secrets redacted)
     results.jsonl   one record per finished episode, appended as they finish
     summary.json    accuracy overall / per dimension / prompt style / answer kind / duration, tools, rewards, latency
     report.html     browsable report; thumbnails under assets/
@@ -31,8 +31,7 @@ from vseek_env.evaluation.episode import SHARED_ASSET_DIR, EpisodeWorker, Task, 
 from vseek_env.evaluation.report import write_report
 from vseek_env.evaluation.results import ResultsFile
 from vseek_env.evaluation.summary import summarize
-
-_SECRET_WORDS = ("key", "token", "secret", "password")
+from vseek_env.openai_api import redact_secrets
 
 
 class EvalError(RuntimeError):
@@ -61,13 +60,27 @@ def plan_tasks(sample_ids: Iterable[str], *, limit: int | None = None, repeats: 
     return tasks
 
 
-def _redact(args: dict) -> dict:
-    return {k: ("<redacted>" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in args.items()}
+def _run_identity(spec: WorkerSpec, dataset_name: str, seed: int) -> dict:
+    """What must match for results to be resumed: policy, dataset, env options, the reward as built, seed.
+
+    The reward is recorded as built (``CompositeReward.to_spec``), so a judge resolved from
+    ``"auto"`` shows its endpoint and model; secrets are redacted everywhere (never the key itself).
+    """
+    from vseek_env.config import EnvConfig
+    from vseek_env.rewards import make_reward
+
+    reward = spec.env_args.get("reward", EnvConfig.reward)
+    return redact_secrets({
+        "policy": spec.policy, "policy_args": spec.policy_args, "dataset": dataset_name, "seed": seed,
+        "env_args": {k: spec.env_args[k] for k in sorted(spec.env_args)},
+        "reward": make_reward(reward).to_spec(),
+    })
 
 
-def _run_identity(spec: WorkerSpec, dataset_name: str) -> dict:
-    return {"policy": spec.policy, "policy_args": _redact(spec.policy_args), "dataset": dataset_name,
-            "env_args": {k: spec.env_args[k] for k in sorted(spec.env_args)}}
+def _differences(previous: dict, current: dict) -> list[str]:
+    """``field: before -> now`` for every top-level field of the run identity that differs."""
+    return [f"{k}: {previous.get(k, '<unset>')!r} -> {current.get(k, '<unset>')!r}"
+            for k in sorted(set(previous) | set(current)) if previous.get(k) != current.get(k)]
 
 
 class _Progress:
@@ -174,9 +187,11 @@ def evaluate(
         policy: a registered policy name (``oracle``, ``openai``, ``hf``, ...) or ``"module:Class"``.
         dataset: a registered name (``synth:default``), a dataset file (native or V2P-Bench) or a Dataset.
         workers: episodes in flight (threads, or Ray actors with ``use_ray``); each has its own env
-            and policy, so a local HF model is loaded once per worker.
+            and policy object, but policies of one process built from the same local HF model share
+            that one loaded model (so threads add no GPU memory; each Ray actor loads its own).
         use_ray: distribute over Ray; connects to ``ray_address`` or starts a local Ray.
-        limit: evaluate only the first ``limit`` samples; ``repeats``: episodes per sample.
+        limit: evaluate only the first ``limit`` samples; ``repeats``: episodes per sample; both may
+            grow on a resumed run. ``seed`` is part of the run identity: another seed needs another folder.
         recorder: optional per-worker hook that adds fields and shared assets to each record
             (see :class:`~vseek_env.evaluation.episode.WorkerSpec`); not part of the run identity.
     """
@@ -189,14 +204,14 @@ def evaluate(
     worker_dataset = dataset if use_ray and isinstance(dataset, str) else data
     spec = WorkerSpec(policy=policy, policy_args=dict(policy_args or {}), dataset=worker_dataset,
                       env_args=dict(env_args or {}), recorder=recorder)
-    identity = _run_identity(spec, data.name if not isinstance(dataset, (str, Path)) else str(dataset))
+    identity = _run_identity(spec, data.name if not isinstance(dataset, (str, Path)) else str(dataset), seed)
     identity = json.loads(json.dumps(identity, sort_keys=True, default=str))  # as it reads back from run.json
     run_file = out_dir / "run.json"
     if run_file.exists():
-        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        previous = redact_secrets(json.loads(run_file.read_text(encoding="utf-8")))
         if previous != identity:
             raise EvalError(
-                f"{out_dir} holds results of a different run ({previous}); this run is {identity}. "
+                f"{out_dir} holds results of a different run ({'; '.join(_differences(previous, identity))}). "
                 "Use another --out folder, or delete that one to start over."
             )
     else:

@@ -2,7 +2,8 @@
 
 Output folder layout::
 
-    OUT/run.json                 input, format and the output-relevant settings (checked on resume)
+    OUT/run.json                 input (path, size, sha256), format and the output-relevant settings
+                                 (checked on resume: an edited input is refused)
     OUT/manifests/g1..g4.jsonl   one record per sample and stage: kept / dropped + reason (+ data)
     OUT/prompts/*.png            the rendered prompt frame of every kept sample (for inspection)
     OUT/samples.jsonl            the native dataset (loadable with ``load_dataset(OUT)``)
@@ -23,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from collections import Counter
@@ -48,10 +50,26 @@ def _manifests(out: Path) -> dict[str, Manifest]:
     return {stage: Manifest(out / "manifests" / f"{stage}.jsonl") for stage in STAGES}
 
 
+def _file_fingerprint(path: str | os.PathLike) -> dict:
+    """``{"input_size", "input_sha256"}`` of the input file (a resume must see the same bytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"input_size": os.path.getsize(path), "input_sha256": digest.hexdigest()}
+
+
 def _check_run_file(out: Path, meta: dict) -> None:
     path = out / "run.json"
     if path.exists():
         old = json.loads(path.read_text())
+        if "input_sha256" in old and old.get("input") == meta["input"] and (
+            old["input_sha256"], old.get("input_size")) != (meta["input_sha256"], meta["input_size"]):
+            raise ConfigError(
+                f"{meta['input']} changed since the run in {out} started ({old.get('input_size')} -> "
+                f"{meta['input_size']} bytes, sha256 {old['input_sha256'][:12]}... -> {meta['input_sha256'][:12]}...); "
+                "its manifests describe the old questions: restore the file or choose a new --out"
+            )
         diffs = [f"{key}: {old.get(key)!r} -> {meta.get(key)!r}" for key in ("input", "format", "videos_root") if old.get(key) != meta.get(key)]
         before, now = old.get("settings", {}), meta["settings"]
         diffs += [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(before) | set(now)) if before.get(key) != now.get(key)]
@@ -99,6 +117,7 @@ def run_pipeline(
     order = [it["id"] for it in items]
     meta = {
         "input": str(Path(input_path).resolve()),
+        **_file_fingerprint(input_path),
         "format": fmt,
         "videos_root": str(Path(videos_root).resolve()) if videos_root else None,
         "settings": config.fingerprint(),

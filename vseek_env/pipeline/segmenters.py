@@ -384,8 +384,12 @@ class Sam2Segmenter(Segmenter):
         import torch
 
         processor, model = self._load()
-        frames, times = request.read_frames(list(request.times), None)
-        seed = int(np.argmin(np.abs(np.asarray(times) - request.seed_time)))
+        # Seed on the frame where the box is known, even when it is not an output time (as OpenCV's
+        # path does): a box put on another frame would mark whatever is there instead.
+        out_times = [float(t) for t in request.times]
+        frames, times = request.read_frames(out_times + [float(request.seed_time)], None)
+        times = np.asarray(times, float)
+        seed = int(np.argmin(np.abs(times - request.seed_time)))
         session = processor.init_video_session(video=list(frames), inference_device=self.device)
         processor.add_inputs_to_inference_session(
             inference_session=session, frame_idx=seed, obj_ids=1, input_boxes=[[list(request.seed_box)]]
@@ -400,8 +404,8 @@ class Sam2Segmenter(Segmenter):
                     )[0]
                     masks[int(output.frame_idx)] = np.asarray(full.reshape(-1, *full.shape[-2:])[0].cpu().numpy(), bool)
         results: list[Segment] = []
-        for i in range(len(frames)):
-            mask = masks.get(i)
+        for t in out_times:
+            mask = masks.get(int(np.argmin(np.abs(times - t))))
             box = mask_to_box(mask) if mask is not None else None
             results.append((box, mask) if box is not None else (None, None))
         return results

@@ -363,7 +363,7 @@ def g4_render(item: dict, ctx: StageContext) -> Outcome:
                 time=float(batch.times[0]), style=style, box=tuple(round(float(v), 3) for v in box),
                 mask_rle=g3["masks"][k], seed=seed, label=label,
             ),
-            track=Track(times=tuple(g3["times"]), boxes=tuple(tuple(b) for b in g3["boxes"])),
+            track=Track(times=tuple(g3["times"]), boxes=tuple(tuple(b) for b in g3["boxes"]), masks=_track_masks(g3)),
             evidence=tuple(g2["time_window"]), dimension=item.get("dimension"), source=item.get("source") or "",
             duration=item.get("duration"),
             meta={
@@ -376,6 +376,13 @@ def g4_render(item: dict, ctx: StageContext) -> Outcome:
     except SampleError as exc:
         return Outcome(False, f"g4.sample: {exc}")
     return Outcome(True, item={"sample": sample.to_dict()}, files={png: buf.getvalue()})
+
+
+def _track_masks(g3: dict) -> tuple[dict, ...]:
+    """G3's per-time masks (RLE) for the sample's track: all of them, or none when a segmenter gave
+    only boxes at some time (a Track holds one mask per time or no masks)."""
+    masks = g3.get("masks") or []
+    return tuple(masks) if masks and all(m is not None for m in masks) else ()
 
 
 def _answer(item: dict) -> Any:

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from vseek_env.integrations.verl import AGENT_NAME
+
 ABILITY = "video_qa"
 ROW_KEYS = ("data_source", "prompt", "ability", "reward_model", "agent_name", "extra_info")
 CREATE_KWARGS_KEYS = ("sample", "dataset_root", "env_options")
@@ -50,7 +52,9 @@ def make_rows(
 
     Each sample's first observation is rendered by a real env reset, so every video is opened
     once: a sample whose video cannot be read fails here, with its id, not in the middle of a
-    training step.
+    training step. Samples whose ``meta["overview_frames"]`` (the overview their ``needs_tools``
+    label assumes, e.g. synthetic ones) differs from the env's ``overview_frames`` raise a
+    :class:`UserWarning` naming them once the export is done.
     """
     from vseek_env.config import EnvConfig
     from vseek_env.data import load_dataset
@@ -63,8 +67,12 @@ def make_rows(
     env = VideoSeekerEnv(dataset=ds, config=config)
     root = str(Path(ds.root).resolve()) if ds.root is not None else ""
     options_json = json.dumps(options, sort_keys=True)
+    mismatched: list[str] = []
     try:
         for index, sample in enumerate(ds.samples):
+            labelled = (sample.meta or {}).get("overview_frames")
+            if labelled is not None and labelled != config.overview_frames:
+                mismatched.append(f"{sample.id!r} ({labelled})")
             _, info = env.reset(options={"sample_id": sample.id})
             prompt, blobs = to_row_messages(info["messages"], embed_images=embed_images)
             sample_json = json.dumps(sample.to_dict(), sort_keys=True)
@@ -93,24 +101,59 @@ def make_rows(
             yield row
     finally:
         env.close()
+    if mismatched:
+        warnings.warn(
+            f"{ds.name}: {len(mismatched)} sample(s) label needs_tools for another overview size than the env's "
+            f"overview_frames={config.overview_frames}, e.g. {', '.join(mismatched[:3])}; their needs_tools label "
+            f"does not describe these episodes (export with --env-options '{{\"overview_frames\": N}}' to match)",
+            UserWarning, stacklevel=2,
+        )
 
 
-def write_parquet(rows: Iterator[dict] | list[dict], path: str | os.PathLike) -> Path:
-    """Write rows to ``path`` atomically (a temporary file renamed into place)."""
+def write_parquet(rows: Iterable[dict], path: str | os.PathLike, *, chunk_rows: int = 256) -> Path:
+    """Write rows to ``path`` atomically (a temporary file renamed into place), ``chunk_rows`` at a time.
+
+    Rows are consumed lazily, so an export with embedded frames never holds every row in memory;
+    every chunk must fit the schema of the first one.
+    """
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise ImportError("writing Parquet needs pyarrow: pip install 'vseek-env[parquet]'") from None
-    rows = list(rows)
-    if not rows:
-        raise ValueError(f"no rows to write to {path}")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    os.replace(tmp, out)
+    writer = None
+    try:
+        for chunk in _chunks(rows, chunk_rows):
+            if writer is None:
+                table = pa.Table.from_pylist(chunk)
+                writer = pq.ParquetWriter(tmp, table.schema)
+            else:
+                table = pa.Table.from_pylist(chunk, schema=writer.schema)
+            writer.write_table(table)
+        if writer is None:
+            raise ValueError(f"no rows to write to {path}")
+        writer.close()
+        writer = None
+        os.replace(tmp, out)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
     return out
+
+
+def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
@@ -160,11 +203,6 @@ def env_from_extra_info(
     root = dataset_root or extra_info.get("dataset_root") or None
     ds = Dataset(f"verl:{sample.id}", [sample], root=Path(root) if root else None)
     return VideoSeekerEnv(dataset=ds, config=EnvConfig.from_kwargs(**options)), sample.id
-
-
-def sample_dict(value: Any) -> dict:
-    """``extra_info["sample"]`` as a dict, whether the row stored JSON text or a dict."""
-    return _json(value)
 
 
 def _json(value: Any) -> Any:
