@@ -57,10 +57,10 @@ class Blob:
         return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
 
 
-def _label_runs(label: np.ndarray) -> list[list[tuple[int, int, int]]]:
+def _label_runs(label: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
     """Connected components (8-connectivity, same label) of a label image (-1 = background).
 
-    Returns each component as a list of runs ``(row, c0, c1)`` (``c1`` exclusive)."""
+    Returns each component as a list of runs ``(row, c0, c1, label)`` (``c1`` exclusive)."""
     parent: list[int] = []
 
     def find(a: int) -> int:
@@ -95,7 +95,7 @@ def _label_runs(label: np.ndarray) -> list[list[tuple[int, int, int]]]:
                         parent[ra] = rb
             cur.append(idx)
         prev, prev_row = cur, r
-    groups: dict[int, list[tuple[int, int, int]]] = {}
+    groups: dict[int, list[tuple[int, int, int, int]]] = {}
     for i, (r, c0, c1, v) in enumerate(runs):
         groups.setdefault(find(i), []).append((r, c0, c1, v))
     return list(groups.values())
@@ -105,7 +105,6 @@ def classify_shape(mask: np.ndarray) -> str:
     """Nearest shape template (IoU at 24x24) of a tight blob mask."""
     side = 24
     small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((side, side), Image.BILINEAR)) > 127
-    fill = float(mask.mean())
     best, score = "circle", -9.0
     for name, tpl in shape_templates(side).items():
         inter = np.logical_and(small, tpl).sum()
@@ -136,7 +135,7 @@ def detect(image: np.ndarray) -> list[Blob]:
         r0 = min(r for r, _, _, _ in comp)
         r1 = max(r for r, _, _, _ in comp) + 1
         c0 = min(a for _, a, _, _ in comp)
-        c1 = max(b for _, _, b, _ in comp) + 1 - 1
+        c1 = max(b for _, _, b, _ in comp)  # run ends are already exclusive
         if min(r1 - r0, c1 - c0) < 5:
             continue
         m = np.zeros((r1 - r0, c1 - c0), bool)
@@ -162,7 +161,7 @@ def find_target(prompt: np.ndarray, clean: np.ndarray) -> Blob | None:
         prompt = np.asarray(Image.fromarray(prompt).resize((clean.shape[1], clean.shape[0]), Image.BILINEAR))
     diff = np.abs(prompt.astype(np.int16) - clean.astype(np.int16)).max(axis=-1)
     marks = diff > 60
-    blobs = [b for b in detect(clean) if b.color != "white" or True]
+    blobs = detect(clean)  # white objects too: a marked object may be white
     if not blobs:
         return None
     ys, xs = np.nonzero(marks)
@@ -188,7 +187,7 @@ _PATTERNS = [
     ("AS", re.compile(r"^In which order does .+ do these things: (.+)\?$")),
     ("SR", re.compile(r"^A (\w+) (\w+) briefly appears next to .+\. On which side of .+ does it appear\?$")),
     ("FM", re.compile(r"^Another object briefly comes over to touch .+\. Which object is it\?$")),
-    ("TG", re.compile(r"^When does .+ (turns \w+|jumps \w+|grows bigger|is hidden behind a dark panel)\?$")),
+    ("TG", re.compile(r"^When does .+ (turn \w+|jump \w+|grow bigger|get hidden behind a dark panel)\?$")),
     ("SG", re.compile(r"^Where is .+ at ([\d.]+) seconds\?$")),
 ]
 
@@ -485,14 +484,14 @@ class PixelPolicy(Policy):
             letter = self._pick_option(seq[j])
             return (letter, desc + f" It {seq[j]}.") if letter else self._guess(desc)
         if code == "TG":
-            want = g[0].strip()
-            hits = [r for r in runs if action_text(r["label"]) == want]
+            want = g[0].strip()  # base form, as the question asks "When does it <verb> ...?"
+            hits = [r for r in runs if action_text(r["label"], base_form=True) == want]
             if not hits:
                 return self._guess(desc + f" I never saw it {want}.")
             r = hits[0]
             s = (r["prev"] + r["first"]) / 2 if r["prev"] is not None else r["first"]
             e = (r["last"] + r["next"]) / 2 if r["next"] is not None else r["last"]
-            return f"[{s:.2f}, {e:.2f}]", desc + f" It {want} from about {s:.2f} to {e:.2f} s."
+            return f"[{s:.2f}, {e:.2f}]", desc + f" It {action_text(r['label'])} from about {s:.2f} to {e:.2f} s."
         if code == "SR":
             colour, shape = g[0], g[1]
             tl = dict(self._timeline())

@@ -3,8 +3,11 @@
 The corpus is ``tests/adversarial/responses.jsonl`` (format in ``tests/adversarial/README.md``).
 Every file the process opens while ``step`` runs is recorded twice over: a ``sys.addaudithook``
 hook sees every Python-level ``open`` (``open``, ``io.open``, ``os.open``, ``Path.open``, PIL), and
-``decord.VideoReader`` / ``av.open`` are wrapped because their C code opens files without an audit
-event. Spawning processes or opening sockets during ``step`` is recorded as a violation too.
+``av.open`` (the decoder) is wrapped because its C code opens files without an audit event.
+``decord.VideoReader`` is wrapped too, as a guard only: decord is no backend of the env (just
+``vseek bench``'s reference path, installed with the bench extra), so a tool that started reading
+through it would still be caught. Spawning processes or opening sockets during ``step`` is
+recorded as a violation too.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vseek_env import video as video_mod
 from vseek_env.env import IMAGE_PLACEHOLDER, VideoSeekerEnv
 from vseek_env.protocol import ErrorCode
 
@@ -221,6 +225,69 @@ def test_a_hung_tool_gives_tool_failed_not_a_hang(small_dataset, monkeypatch):
     assert [e["code"] for e in info["errors"]] == ["tool_failed"] and "0.2 seconds" in info["errors"][0]["message"]
     assert not (terminated or truncated) and env.observation_space.contains(obs)
     monkeypatch.undo()
-    obs, *_, info = env.step(BY_NAME["numbers_as_strings"]["response"])  # the reopened video works
+    obs, *_, info = env.step(BY_NAME["numbers_as_strings"]["response"])  # a fresh worker serves the next call
     assert info["errors"] == [] and obs["num_frames"] > 0
+    env.close()
+
+
+def _crop(start: float, end: float) -> str:
+    return f'<tool_call>{{"name": "crop_video", "arguments": {{"start_time": {start}, "end_time": {end}}}}}</tool_call>'
+
+
+def _finishes(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on a daemon thread; a test failure instead of a hung suite if it blocks."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001  (re-raised below)
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)  # a guard against hanging the suite, not a timing assertion
+    assert not thread.is_alive(), f"{getattr(fn, '__name__', fn)} is blocked behind the hung decode"
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def test_a_decode_hung_in_c_code_blocks_no_other_read(small_dataset, monkeypatch):
+    """The hang is inside the decoder, after Video.read decided to decode: other reads of the video
+    (other frames in this env, another env, a reset) must still finish."""
+    monkeypatch.setenv("VSEEK_DECODE_TIMEOUT", "1")  # how long a reader waits for another's frames
+    video_mod.clear_process_caches()
+    env = VideoSeekerEnv(dataset=small_dataset, tool_timeout_s=0.5)
+    env.reset(seed=0, options={"sample_id": "s0"})
+    real, entered, release, calls = video_mod.decode_frames, threading.Event(), threading.Event(), []
+
+    def hangs_first(path, meta, indices, size):
+        calls.append(list(indices))
+        if len(calls) == 1:
+            entered.set()
+            release.wait(120)  # stuck in C code, as far as anyone can tell
+        return real(path, meta, indices, size)
+
+    monkeypatch.setattr(video_mod, "decode_frames", hangs_first)
+    try:
+        *_, info = env.step(_crop(0, 1.5))
+        assert entered.is_set() and [e["code"] for e in info["errors"]] == ["tool_failed"]
+        # other frames of the same video, same env: decoded at once by a fresh worker
+        obs, *_, info = _finishes(env.step, _crop(4, 5.5))
+        assert info["errors"] == [] and obs["num_frames"] > 0
+        # another env on the same video, after its cached frames are gone: reset reads the overview
+        # on the main thread (no tool timeout there), then a crop of yet other frames
+        video_mod.default_frame_cache().clear()
+        other = VideoSeekerEnv(dataset=small_dataset, tool_timeout_s=30)  # longer than VSEEK_DECODE_TIMEOUT
+        obs, info = _finishes(other.reset, seed=0, options={"sample_id": "s0"})
+        assert obs["num_frames"] > 0 and info["frames"]
+        obs, *_, info = _finishes(other.step, _crop(2, 3.5))
+        assert info["errors"] == [] and obs["num_frames"] > 0
+        # and the hung frames themselves: whoever asks again waits a bounded time, then decodes
+        obs, *_, info = _finishes(other.step, _crop(0, 1.5))
+        assert info["errors"] == [] and obs["num_frames"] > 0
+        other.close()
+    finally:
+        release.set()
     env.close()

@@ -18,6 +18,7 @@ from vseek_env.coldstart import (
     Criteria,
     export_selection,
     export_sft,
+    format_passk_table,
     load_rollouts,
     rejection_sample,
     run_rollouts,
@@ -27,10 +28,22 @@ from vseek_env.coldstart import (
     verify_export,
 )
 from vseek_env.coldstart.mixture import MixturePolicy
+from vseek_env.coldstart.passk import pass_at_k
+from vseek_env.coldstart.rollouts import RolloutSet
+from vseek_env.policies.oracle import OraclePolicy
 from vseek_env.coldstart.rejection import REASONS, rejection_reason
 
 pytest.importorskip("pyarrow")
 MIX = {"policies": {"oracle": 0.5, "random": 0.5}}
+SECRET = "sk-coldstart-SECRET-42"
+
+
+class KeyedOracle(OraclePolicy):
+    """The oracle with an ``api_key`` argument, as a hosted teacher would have."""
+
+    def __init__(self, api_key: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.api_key = api_key
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +257,70 @@ def test_passk_selects_the_band_and_exports_rl_rows(mixed, tmp_path):
         export_selection(mixed, select_band(mixed, 0.99, 0.99), tmp_path / "none.parquet")
 
 
+def _record(sid: str, correct: bool, status: str = "ok") -> dict:
+    return {"key": f"{sid}#x", "sample_id": sid, "status": status, "dimension": "OD",
+            "components": {"accuracy": float(correct)} if status == "ok" else {}}
+
+
+def test_passk_is_the_unbiased_estimator_over_finished_rollouts(tmp_path):
+    records = ([_record("a", i == 0) for i in range(4)] + [_record("b", False) for _ in range(4)]
+               + [_record("c", True) for _ in range(3)] + [_record("c", False, "error") for _ in range(2)])
+    rs = RolloutSet(root=tmp_path, run={"dataset": "synth:tiny"}, records=records)
+    assert rs.k == 4  # errored episodes do not count
+    sel = select_band(rs, 0.1, 0.9)
+    st_ = sel.stats
+    # a: 1 of 4 right, so any 4 tries include it (pass@4 = 1); b: never; c has only 3 finished rollouts.
+    assert (st_["k"], st_["pass_at_k"], st_["pass_at_k_samples"], st_["samples_below_k"]) == (4, 0.5, 2, ["c"])
+    assert sel.rates == {"a": 0.25, "b": 0.0, "c": 1.0} and sel.sample_ids == ["a"] and st_["errored_episodes"] == 2
+    assert st_["mean_success_rate"] == pytest.approx(1.25 / 3)
+    assert "pass@4 0.500" in format_passk_table(st_) and "1 with fewer than 4" in format_passk_table(st_)
+
+
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
+def test_pass_at_k_is_the_chance_that_k_of_the_n_tries_include_a_correct_one(nck):
+    from itertools import combinations
+
+    n, c, k = nck
+    outcomes = [True] * c + [False] * (n - c)
+    subsets = list(combinations(outcomes, k))
+    assert pass_at_k(n, c, k) == pytest.approx(sum(any(s) for s in subsets) / len(subsets))
+
+
+def test_keys_never_reach_the_rollout_folder_or_any_export(tmp_path, monkeypatch):
+    from vseek_env.integrations.verl.rows import read_rows
+
+    monkeypatch.delenv("VSEEK_JUDGE_API_KEY", raising=False)
+    judge = {"base_url": "http://127.0.0.1:9/v1", "api_key": SECRET, "retries": 0, "timeout_s": 0.5}
+    rs = run_rollouts("test_coldstart:KeyedOracle", "synth:tiny", tmp_path / "ro", k=1, limit=2,
+                      policy_args={"api_key": SECRET}, env_args={"reward": {"preset": "paper", "accuracy": {"judge": judge}}},
+                      workers=1, progress=False)
+    kept, _ = rejection_sample(rs.records)
+    verl = export_sft(rs, kept, tmp_path / "sft" / "train.parquet", fmt="verl")
+    lf = export_sft(rs, kept, tmp_path / "lf" / "train.json", fmt="sharegpt")
+    rl = export_selection(rs, select_band(rs, 0.0, 1.0), tmp_path / "rl.parquet")
+    files = [rs.root / "run.json", rs.root / "results.jsonl", rs.root / "report.html", lf]
+    texts = [f.read_text() for f in files] + [json.dumps(read_rows(p), default=str) for p in (verl, rl)]
+    assert kept and all(SECRET not in t for t in texts)
+    assert all(SECRET.encode() not in p.read_bytes() for p in (verl, rl))
+    assert all("127.0.0.1:9" in t for t in texts[-2:])  # the judge endpoint itself is kept
+    monkeypatch.setenv("VSEEK_JUDGE_API_KEY", "sk-from-env")  # how a replay gets the key back
+    assert verify_export(verl, "verl").ok
+
+
+def test_verify_takes_a_dataset_override_and_fails_clearly_without_it(exports, tmp_path, capsys):
+    from vseek_env.integrations.verl.rows import read_rows, write_parquet
+
+    rows = read_rows(exports["mixed", "verl"])[:2]
+    for row in rows:
+        row["extra_info"]["dataset"] = "synth:moved-away"
+    moved = write_parquet(rows, tmp_path / "moved.parquet")
+    assert main(["rollouts", "verify", str(moved), "--format", "verl"]) == 2
+    err = capsys.readouterr().err
+    assert "synth:moved-away" in err and "--dataset" in err and "Traceback" not in err
+    assert main(["rollouts", "verify", str(moved), "--format", "verl", "--dataset", "synth:tiny"]) == 0
+    assert verify_export(moved, "verl", dataset="synth:tiny").checked == 2
+
+
 # ------------------------------------------------------------------------------------ policy and CLI
 def test_mixture_policy_draws_by_episode_seed_and_checks_weights():
     policy = MixturePolicy({"oracle": 1.0, "random": 1.0})
@@ -271,7 +348,7 @@ def test_cli_end_to_end_sequence(tmp_path, capsys):
     assert main(["rollouts", "verify", str(out / "sft.parquet"), "--format", "verl"]) == 0
     assert main(["rollouts", "select", str(ro), "--band", "0.1", "0.9", "--out", str(out / "rl.parquet")]) == 0
     stats = json.loads((out / "rl.parquet.passk.json").read_text())
-    assert stats["selected"] == len(stats["sample_ids"]) and "histogram" in stats
+    assert stats["selected"] == len(stats["sample_ids"]) and "histogram" in stats and len(stats["success_rates"]) == stats["samples"]
     printed = capsys.readouterr().out
     assert "keep_rate" not in printed and "rate" in printed and "verified" in printed
     assert main(["rollouts", "filter", str(tmp_path / "nothing")]) == 2

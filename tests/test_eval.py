@@ -46,6 +46,19 @@ class LoggingTruthPolicy(Policy):
         return f"<think>known</think><answer>{format_answer(info['sample'])}</answer>"
 
 
+class FixedAnswerPolicy(Policy):
+    """Answers ``answer`` at once; takes any other keyword (an API client's settings) and ignores it."""
+
+    def __init__(self, answer: str = "A", **settings) -> None:
+        self.answer, self.settings = answer, settings
+
+    def act(self, obs, info):
+        return f"<think>sure</think><answer>{self.answer}</answer>"
+
+
+SECRET = "sk-test-SECRET-123"
+
+
 def _strip_timing(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in ("latency_s", "policy_s")}
 
@@ -190,3 +203,46 @@ def test_cli_eval(tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["env_args"] == {"max_turns": 4}
     assert len(ResultsFile(out / "results.jsonl").records()) == 2
     assert main(["eval", "--policy", "no_such_policy", "--dataset", "synth:tiny", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_secrets_never_reach_run_json_or_errors_but_changed_settings_do(tmp_path, small_dataset):
+    policy_args = {"max_tokens": 8, "client": {"api_key": SECRET, "base_url": "http://h/v1"}, "hf_token": SECRET}
+    judge = {"base_url": "http://127.0.0.1:9/v1", "api_key": SECRET, "retries": 0, "timeout_s": 0.5}
+    env_args = {"reward": {"preset": "paper", "accuracy": {"judge": judge}}}
+    run = lambda **kw: evaluate("test_eval:FixedAnswerPolicy", small_dataset, tmp_path, limit=1, workers=1,
+                                progress=False, **{"policy_args": policy_args, "env_args": env_args, **kw})
+    run()
+    saved = (tmp_path / "run.json").read_text()
+    identity = json.loads(saved)
+    assert SECRET not in saved and identity["policy_args"]["max_tokens"] == 8  # not hidden as a "token"
+    assert identity["policy_args"]["client"]["api_key"] == "<redacted>" and identity["policy_args"]["hf_token"] == "<redacted>"
+    assert identity["reward"]["accuracy"]["judge"]["base_url"] == judge["base_url"]  # which judge graded
+    assert run(policy_args={**policy_args, "hf_token": "another key"}).ran == 0  # a new key is the same run
+    with pytest.raises(EvalError) as err:
+        run(policy_args={**policy_args, "max_tokens": 16})
+    assert SECRET not in str(err.value) and "policy_args" in str(err.value) and "env_args" not in str(err.value)
+    assert SECRET not in (tmp_path / "results.jsonl").read_text()
+
+
+def test_another_seed_is_another_run(tmp_path):
+    evaluate("oracle", "synth:tiny", tmp_path, limit=1, seed=1, progress=False)
+    with pytest.raises(EvalError, match="seed: 1 -> 2"):
+        evaluate("oracle", "synth:tiny", tmp_path, limit=1, seed=2, progress=False)
+    assert evaluate("oracle", "synth:tiny", tmp_path, limit=1, seed=1, progress=False).ran == 0
+
+
+def test_the_eval_grades_with_the_env_reward_settings(tmp_path, small_dataset):
+    from vseek_env.data import Dataset
+
+    span = Dataset("spans", [small_dataset["span0"]], root=small_dataset.root)  # truth [2, 4]
+    args = {"answer": "from 2 to 8"}  # IoU 1/3: wrong at the default 0.5, right at 0.2
+    records = {}
+    for name, threshold in (("strict", 0.5), ("loose", 0.2)):
+        reward = {"accuracy": {"weight": 1.0, "iou_threshold": threshold}, "format": 0.0}
+        evaluate("test_eval:FixedAnswerPolicy", span, tmp_path / name, policy_args=args, env_args={"reward": reward},
+                 workers=1, progress=False)
+        records[name] = ResultsFile(tmp_path / name / "results.jsonl").records()[0]
+    for r in records.values():
+        assert r["correct"] == (r["components"]["accuracy"] == 1.0) and r["score"] == r["components"]["accuracy"]
+    assert not records["strict"]["correct"] and records["loose"]["correct"]
+    assert records["loose"]["match_rule"] == "tiou>=0.2" and not records["loose"]["parse_failure"]

@@ -121,3 +121,50 @@ def test_cache_build_reports_unreadable_videos(tmp_path, store_dir, capsys):
     assert counts["videos"] == 0 and counts["failed"][0]["samples"] == ["x"]
     assert "bad.mp4" in counts["failed"][0]["error"]
     assert main(["cache", "build", str(samples_file)]) == 1
+
+
+def test_an_empty_index_list_reads_nothing_and_is_never_written(clip, store_dir):
+    store = FrameStore(store_dir)
+    with open_video(clip, cache=FrameCache(0)) as v:
+        size = v.output_size()
+        assert store.add(v, [], size) == 0
+        assert not store.folder(v.key).exists(), "adding no frames must write nothing"
+        # an entry whose index list is empty (another writer, a hand edit) reads as "nothing stored"
+        store.add(v, [1, 2], size)
+        meta_file = store.folder(v.key) / "meta.json"
+        meta = json.loads(meta_file.read_text())
+        meta["sizes"][f"{size[0]}x{size[1]}"]["indices"] = []
+        meta_file.write_text(json.dumps(meta))
+        assert FrameStore(store_dir).read(v.key, [1, 2], size) == {}
+        assert store.read(v.key, [1, 2], size) == {}
+    clear_process_caches()
+    with open_video(clip, cache=FrameCache(1 << 26)) as v:
+        assert [read_index(f) for f in v.read([1, 2]).frames] == [1, 2]
+
+
+def test_a_running_reader_sees_what_a_later_build_adds(clip, store_dir):
+    """A trainer's store object must pick up frames that `vseek cache build` stores after it looked."""
+    reader, builder = FrameStore(store_dir), FrameStore(store_dir)  # as if in two processes
+    with open_video(clip, cache=FrameCache(0)) as v:
+        size = v.output_size()
+        assert reader.read(v.key, [0, 10], size) == {} and reader.meta(v.key) is None
+        builder.add(v, [0, 10], size)
+        got = reader.read(v.key, [0, 10], size)
+        assert {i: read_index(f) for i, f in got.items()} == {0: 0, 10: 10}
+        assert reader.meta(v.key) is not None
+        # the build grows the entry: the reader must not read the new file with its old index
+        builder.add(v, [5], size)
+        got = reader.read(v.key, [10, 5], size)
+        assert {i: read_index(f) for i, f in got.items()} == {5: 5, 10: 10}
+        assert len(list(builder.folder(v.key).glob("frames_*.u8"))) == 1, "the replaced data file is deleted"
+
+
+def test_a_video_opened_before_the_build_reads_the_built_frames(clip, store_dir):
+    store_dir.mkdir()  # an empty store: the video misses in it first
+    cache = FrameCache(1 << 26)
+    with open_video(clip, cache=cache) as v:
+        assert read_index(v.read([20]).frames[0]) == 20
+        assert (cache.decoded, cache.store_reads) == (1, 0)
+        FrameStore(store_dir).add(v, [30], v.output_size())
+        assert read_index(v.read([30]).frames[0]) == 30
+        assert (cache.decoded, cache.store_reads) == (1, 1)

@@ -13,7 +13,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from vseek_env.openai_api import ChatEndpoint, OpenAIAPIError, image_data_url, image_part, message_text
+from vseek_env.openai_api import (
+    REDACTED,
+    ChatEndpoint,
+    OpenAIAPIError,
+    image_data_url,
+    image_part,
+    is_secret_key,
+    jpeg_bytes,
+    message_text,
+    redact_secrets,
+)
 
 SECRET = "sk-shared-client-secret"
 PAYLOAD = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -160,3 +170,50 @@ def test_image_data_url_is_a_jpeg_of_the_right_size(shape, max_side, expected):
     assert head == "data:image/jpeg;base64" and decoded.format == "JPEG" and decoded.size == expected
     assert abs(int(np.asarray(decoded).mean()) - 200) <= 2
     assert image_part(image, 90, max_side) == {"type": "image_url", "image_url": {"url": url}}
+
+
+@pytest.mark.parametrize("name,secret", [
+    ("api_key", True), ("apikey", True), ("OPENAI_API_KEY", True), ("hf_token", True), ("token", True),
+    ("access_token", True), ("authToken", True), ("auth_token", True), ("client_secret", True), ("password", True),
+    ("max_tokens", False), ("max_new_tokens", False), ("keyframes", False), ("tokenizer", False), ("key", False),
+    ("secret_sauce", False), ("num_tokens", False),
+])
+def test_secret_names_are_exact_words_not_substrings(name, secret):
+    assert is_secret_key(name) is secret
+
+
+_json = st.recursive(st.none() | st.integers() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.sampled_from(["api_key", "model", "hf_token", "max_tokens", "n"]), inner, max_size=4),
+                     max_leaves=12)
+
+
+def _keys(value):
+    """Every dict key, not looking inside the value of a secret one (that is replaced whole)."""
+    if isinstance(value, dict):
+        return [k for k in value] + [k for key, v in value.items() if not is_secret_key(key) for k in _keys(v)]
+    if isinstance(value, list):
+        return [k for v in value for k in _keys(v)]
+    return []
+
+
+@given(_json)
+def test_redaction_reaches_every_nested_secret_and_keeps_everything_else(value):
+    masked, dropped = redact_secrets(value), redact_secrets(value, drop=True)
+    assert not any(is_secret_key(k) for k in _keys(dropped))
+    assert sorted(_keys(masked)) == sorted(_keys(value))  # masking keeps the shape
+
+    def secrets(v):
+        if isinstance(v, dict):
+            return [x for k, x in v.items() if is_secret_key(k)] + [s for x in v.values() for s in secrets(x)]
+        return [s for x in v for s in secrets(x)] if isinstance(v, list) else []
+
+    assert all(s == REDACTED for s in secrets(masked))
+    assert redact_secrets(dropped, drop=True) == dropped and redact_secrets(masked) == masked
+
+
+def test_jpeg_bytes_is_what_the_data_url_carries():
+    image = np.random.default_rng(0).integers(0, 255, (50, 80, 3), dtype=np.uint8)
+    blob = jpeg_bytes(image, 80, max_side=40)
+    assert Image.open(io.BytesIO(blob)).size == (40, 25)
+    assert base64.b64decode(image_data_url(image, 80, 40).split(",", 1)[1]) == blob

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import vseek_env  # noqa: F401  (registers the env ids)
 from vseek_env.data import load_dataset
@@ -70,6 +72,15 @@ def test_detector_finds_every_instance(tiny):
         x1, y1, x2, y2 = boxes[f, k] * np.array([sx, sy, sx, sy])
         near = [b for b in blobs if x1 <= b.cx <= x2 and y1 <= b.cy <= y2 and b.box[0] >= x1 - 3 and b.box[2] <= x2 + 3]
         assert near and near[0].color == inst["color"], (inst, blobs)
+
+
+@given(st.integers(0, 40), st.integers(0, 30), st.integers(6, 30), st.integers(6, 20))
+def test_detect_gives_the_exact_box_of_a_solid_square(x, y, w, h):
+    image = np.zeros((64, 80, 3), np.uint8)
+    image[y:y + h, x:x + w] = (230, 30, 30)
+    (blob,) = detect(image)
+    assert blob.box == (x, y, x + w, y + h) and blob.area == w * h  # corners exclusive, like the slice
+    assert (blob.cx, blob.cy) == pytest.approx((x + w / 2, y + h / 2))
 
 
 @pytest.mark.parametrize("style", STYLES)

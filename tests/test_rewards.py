@@ -172,6 +172,28 @@ def test_extract_choice_declines_unclear_text(text):
     assert extract_choice(text, 4) is None
 
 
+HEDGES = ["(A) or (B)", "A. or B.", "A) or B)", "the answer is A or B", "The answer is (A) or (B)", "answer: A, B",
+          "A: left. B: right", "A.B.C.D", "[A] [B]", "**A** or **B**", "A-B"]
+
+
+@pytest.mark.parametrize("text", HEDGES)
+def test_extract_choice_gives_no_credit_for_naming_two_options(text):
+    assert extract_choice(text, 4) is None
+    assert match_answer(make_sample(answer="A"), text)[0] == 0.0  # neither letter earns the reward
+
+
+@given(st.sampled_from(HEDGES), st.permutations("ABCDEF"))
+def test_extract_choice_hedging_between_any_two_letters_picks_none(template, letters):
+    x, y = letters[:2]
+    assert extract_choice(template.replace("A", "\0").replace("B", "\1").replace("\0", x).replace("\1", y), 6) is None
+
+
+@pytest.mark.parametrize("text,letter", [("B: A man walks", "B"), ("The answer is (B).", "B"), ("(C) A dog runs", "C"),
+                                         ("I think the answer is D", "D"), ("D. I am sure", "D")])
+def test_extract_choice_an_article_or_pronoun_is_not_a_second_option(text, letter):
+    assert extract_choice(text, 4) == letter
+
+
 @given(st.text(max_size=100), st.integers(-3, 30))
 def test_extract_choice_never_raises_and_is_valid(text, n):
     letter = extract_choice(text, n)
@@ -265,6 +287,23 @@ def test_presets():
     assert spec.weights == {"accuracy": 0.8, "format": 0.15, "parsimony": 0.05, "crop_iou": 0.0}
     assert spec.options["accuracy"] == {"judge": False}
     assert make_reward(spec.to_spec()).weights == spec.weights
+
+
+def test_judge_auto_is_resolved_when_built_and_recorded_without_the_key(monkeypatch):
+    assert make_reward("paper").to_spec()["accuracy"] == {"weight": 0.8, "judge": False}  # no endpoint set
+    monkeypatch.setenv("VSEEK_JUDGE_BASE_URL", "http://judge.local/v1")
+    monkeypatch.setenv("VSEEK_JUDGE_MODEL", "grader")
+    monkeypatch.setenv("VSEEK_JUDGE_API_KEY", "sk-env-SECRET")
+    built = make_reward("paper")
+    monkeypatch.delenv("VSEEK_JUDGE_BASE_URL")  # later changes do not alter a built composite
+    judge = built.to_spec()["accuracy"]["judge"]
+    assert judge["base_url"] == "http://judge.local/v1" and judge["model"] == "grader"
+    assert built.options["accuracy"]["judge"].api_key == "sk-env-SECRET"  # still used for the calls
+    given = make_reward({"accuracy": {"weight": 1.0, "judge": {"base_url": "http://h/v1", "api_key": "sk-given-SECRET"}}})
+    for text in (repr(built), str(built.to_spec()), repr(given), str(given.to_spec()), repr(given.options)):
+        assert "SECRET" not in text
+    monkeypatch.setenv("VSEEK_JUDGE_API_KEY", "sk-replay")
+    assert make_reward(given.to_spec()).options["accuracy"]["judge"].api_key == "sk-replay"  # rebuilt: key from the env
 
 
 @pytest.mark.parametrize("spec,error,match", [

@@ -195,3 +195,14 @@ def test_answers_follow_from_the_event_timeline(default_plans):
                 for o in events:
                     if o is not e and o["inst"] != q.target and o["role"] == "noise":
                         assert o["f1"] <= e["f0"] or e["f1"] <= o["f0"]
+
+
+def test_the_pixel_policy_reads_every_question_the_generator_writes(default_plans):
+    """The generator's templates and the pixel policy's question parser must move together."""
+    from vseek_env.policies.pixel import parse_question
+
+    for plan in default_plans:
+        for item in plan["questions"]:
+            planned = item["planned"]
+            text = planned.question.replace("{ref}", "the target in the highlighted box")
+            assert parse_question(text)[0] == TEMPLATES[planned.template][0], text

@@ -122,15 +122,22 @@ def test_official_rule_is_the_first_character():
 
 @given(letter=st.sampled_from("ABCD"), template=st.sampled_from([
     "{L}", "{l}", "({L})", "{L}.", "{L}: some text", "The answer is {L}.", "Answer: ({L})",
-    "<think>A or B?</think><answer>{L}</answer>", "I considered it carefully, so {L}.", "option {L}",
+    "<think>A or B?</think><answer>{L}</answer>", "option {L}", "<answer>({L}) a pen</answer>",
 ]))
 def test_robust_letter(letter, template):
     assert robust_letter(template.format(L=letter, l=letter.lower()), 4) == letter
 
 
-@pytest.mark.parametrize("text", ["", "   ", "a man is walking", "none of them", "<answer></answer>", "E"])
+@pytest.mark.parametrize("text", ["", "   ", "a man is walking", "none of them", "<answer></answer>", "E",
+                                  "It is not D", "either A or B", "maybe C or D", "(A) or (B)", "A.B.C.D",
+                                  "<answer>the answer is A or B</answer>"])
 def test_robust_letter_refuses_to_guess(text):
     assert robust_letter(text, 4) is None
+
+
+def test_robust_scoring_reads_a_lower_case_answer_key():
+    score = score_v2p_responses([row(response="B", answer="b"), row(response="maybe A or B", answer="B")])
+    assert (score["robust_correct"], score["unanswered"]) == (1, 1)
 
 
 def test_duration_buckets_follow_eval_py():

@@ -8,6 +8,7 @@ import os
 import threading
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from hypothesis import given
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from videos import corrupted_copy, read_index, remux, truncated_copy, write_indexed_video
 
 from vseek_env import video as video_mod
-from vseek_env.video import FrameCache, VideoError, clear_process_caches, open_video, smart_resize
+from vseek_env.video import FrameCache, VideoError, clear_process_caches, frame_stamps, open_video, smart_resize
 
 VFR_TIMES = [0.0, 0.04, 0.1, 0.5, 0.52, 0.9, 1.7, 1.72, 1.74, 2.5, 3.0, 3.05, 4.2, 4.9, 5.0, 6.3, 6.31, 7.0]
 
@@ -264,3 +265,126 @@ def test_decoding_is_bounded_by_a_deadline(videos, monkeypatch):
     with pytest.raises(VideoError, match="took longer") as err:
         open_video(path, cache=FrameCache(0))
     assert str(path) in str(err.value)
+
+
+# -- timestamps: negative PTS are real, missing PTS fall back ----------------------------------------------------
+def _remux_shifted(src: Path, dst: Path, seconds: float, **options: str) -> Path:
+    """Copy ``src`` with every timestamp moved ``seconds`` earlier (an mp4 gets an edit list)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options) as out:
+        stream = inp.streams.video[0]
+        target = out.add_stream_from_template(stream)
+        shift = int(seconds / stream.time_base)
+        for packet in inp.demux(stream):
+            if packet.dts is None:  # the flush packet
+                continue
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = target
+            out.mux(packet)
+    return dst
+
+
+def test_negative_pts_of_an_edit_list_are_timestamps_not_missing(tmp_path):
+    src = tmp_path / "src.mp4"
+    write_indexed_video(src, n_frames=30, fps=10, gop=10)
+    path = _remux_shifted(src, tmp_path / "edit.mp4", 1.0)
+    with av.open(str(path)) as container:
+        assert min(p.pts for p in container.demux(video=0) if p.size) < 0, "the test needs negative PTS"
+    video = open_video(path, cache=FrameCache(1 << 26))
+    # the edit list hides the first second: frames 10..29 are shown, from time 0
+    assert video.meta.pts_reliable and video.num_frames == 20
+    np.testing.assert_allclose(video.frame_times, np.arange(20) / 10, atol=1e-6)
+    assert video.duration == pytest.approx(2.0)
+    for wanted in ([19, 5, 0, 12], [17], [3, 4], list(range(20))):  # seeks land a keyframe early here
+        clear_process_caches()
+        assert [read_index(f) for f in video.read(wanted, max_pixels=None).frames] == [i + 10 for i in wanted]
+
+
+def test_a_stream_with_missing_pts_is_read_in_decode_order(tmp_path):
+    src = tmp_path / "src.mp4"
+    write_indexed_video(src, n_frames=30, fps=10, gop=10)
+    # matroska cannot store negative times: FFmpeg writes those packets without PTS
+    path = _remux_shifted(src, tmp_path / "nopts.mkv", 1.0, avoid_negative_ts="disabled")
+    with av.open(str(path)) as container:
+        if all(p.pts is not None for p in container.demux(video=0) if p.size):
+            pytest.skip("this FFmpeg keeps every PTS in the mkv")
+    video = open_video(path, cache=FrameCache(1 << 26))
+    assert not video.meta.pts_reliable and video.num_frames == 30
+    assert [read_index(f) for f in video.read([29, 3, 17]).frames] == [29, 3, 17]
+
+
+stamp = st.one_of(st.none(), st.integers(-(2**40), 2**40))
+
+
+@given(pts=st.lists(stamp, min_size=1, max_size=30), data=st.data())
+def test_frame_stamps_trust_any_present_pts_and_fall_back_only_when_one_is_missing(pts, data):
+    dts = data.draw(st.lists(stamp, min_size=len(pts), max_size=len(pts)))
+    stamps, reliable = frame_stamps(pts, dts)
+    assert len(stamps) == len(pts)
+    if None not in pts:  # negative or not, present PTS are used as they are
+        assert (stamps, reliable) == (pts, True)
+    elif None not in dts:
+        assert (stamps, reliable) == (dts, False)
+    else:
+        assert (stamps, reliable) == (list(range(len(pts))), False)
+
+
+# -- a decode stuck in C code blocks no other read --------------------------------------------------------------
+def _finishes(fn, *args):
+    """``fn(*args)`` on a daemon thread; its result, or a failure (not a hung suite) if it never returns."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001  (re-raised below)
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)  # a guard against hanging the suite, not a timing assertion
+    assert not thread.is_alive(), f"{getattr(fn, '__name__', fn)}{args} is blocked"
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+@pytest.fixture()
+def stuck_first_decode(monkeypatch):
+    """The first ``decode_frames`` call hangs (as a decoder stuck in C code would) until released."""
+    monkeypatch.setenv("VSEEK_DECODE_TIMEOUT", "1")
+    real = video_mod.decode_frames
+    entered, release = threading.Event(), threading.Event()
+    calls: list[list[int]] = []
+
+    def decode(path, meta, indices, size):
+        calls.append(list(indices))
+        if len(calls) == 1:
+            entered.set()
+            release.wait(120)
+        return real(path, meta, indices, size)
+
+    monkeypatch.setattr(video_mod, "decode_frames", decode)
+    yield entered, calls
+    release.set()
+
+
+def test_a_stuck_decode_delays_only_readers_of_its_frames_and_only_once(videos, stuck_first_decode):
+    entered, calls = stuck_first_decode
+    path = videos["mp4_bframes"][0]
+    cache = FrameCache(1 << 28)
+    video = open_video(path, cache=cache)
+    stuck = threading.Thread(target=video.read, args=([0, 1, 2],), daemon=True)
+    stuck.start()
+    assert entered.wait(60)
+    # other frames of the same video and size: no waiting on the stuck reader at all
+    assert [read_index(f) for f in _finishes(video.read, [10, 11]).frames] == [10, 11]
+    assert calls[1] == [10, 11]
+    # one of its frames: wait (bounded by VSEEK_DECODE_TIMEOUT), then decode it here
+    other = open_video(path, cache=cache)
+    assert [read_index(f) for f in _finishes(other.read, [1, 20]).frames] == [1, 20]
+    assert calls[2:] == [[20], [1]]
+    # the stuck reader's claims were cancelled: the next reader of its frames decodes at once
+    assert [read_index(f) for f in _finishes(video.read, [2]).frames] == [2]
+    assert calls[4:] == [[2]]
+    assert stuck.is_alive()

@@ -10,9 +10,15 @@ pixels as decoding.
 
 Where: ``$VSEEK_FRAME_STORE`` if set, else ``<cache dir>/frame_store`` (cache dir =
 ``$VSEEK_CACHE_DIR`` or ``~/.cache/vseek_env``). One folder per video content (hash of resolved
-path, mtime and size; an edited video simply misses): ``meta.json`` plus one ``frames_<h>x<w>.u8``
-file of ``N*h*w*3`` bytes per size. Size: about 340 KB per frame at 336x336 pixels, i.e. about
-1.2 GB per hour of video at 1 fps.
+path, mtime and size; an edited video simply misses): ``meta.json`` plus one
+``frames_<h>x<w>.<n>.u8`` file of ``n*h*w*3`` bytes per size. Size: about 340 KB per frame at
+336x336 pixels, i.e. about 1.2 GB per hour of video at 1 fps.
+
+A running trainer sees what a concurrent ``vseek cache build`` adds: every lookup re-checks the
+``meta.json`` it read (a stat, no parse), so new videos and new frames are picked up at the next
+cache miss. A data file is never rewritten in place: a build writes a new file (the ``<n>`` in its
+name is its frame count), points ``meta.json`` at it and only then deletes the old one, so a reader
+holding the old index reads the old file or, once it is gone, decodes instead.
 
 Example:
     >>> store = FrameStore("/tmp/frames")                          # doctest: +SKIP
@@ -36,7 +42,8 @@ import numpy as np
 if TYPE_CHECKING:
     from vseek_env.video import Video, VideoMeta
 
-_FORMAT = 1
+# 2: PTS of streams with an edit list are read correctly (format-1 stores hold wrong times for them)
+_FORMAT = 2
 
 
 def store_root() -> Path:
@@ -52,12 +59,18 @@ def _size_name(size: tuple[int, int]) -> str:
     return f"{int(size[0])}x{int(size[1])}"
 
 
+def _stored_indices(entry: dict | None, size: tuple[int, int]) -> np.ndarray:
+    sized = entry["sizes"].get(_size_name(size)) if entry else None
+    return np.asarray(sized["indices"] if sized else [], dtype=np.int64)
+
+
 class FrameStore:
     """A folder of pre-decoded frames keyed by video content. Thread-safe; holds no open files."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self._entries: OrderedDict[str, dict | None] = OrderedDict()  # digest -> parsed meta.json
+        # digest -> (stat signature of meta.json, parsed meta.json); misses are not remembered
+        self._entries: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -68,24 +81,36 @@ class FrameStore:
         return self.root / self.digest(key)
 
     def _entry(self, key: tuple) -> dict | None:
+        """The video's parsed ``meta.json``, re-read whenever the file changed (or None)."""
         digest = self.digest(key)
-        with self._lock:
-            if digest in self._entries:
-                self._entries.move_to_end(digest)
-                return self._entries[digest]
         path = self.root / digest / "meta.json"
-        entry = None
+        try:
+            st = os.stat(path)
+        except OSError:
+            with self._lock:
+                self._entries.pop(digest, None)
+            return None
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)  # meta.json is replaced, never edited
+        with self._lock:
+            cached = self._entries.get(digest)
+            if cached is not None and cached[0] == signature:
+                self._entries.move_to_end(digest)
+                return cached[1]
         try:
             data = json.loads(path.read_text())
-            if data.get("format") == _FORMAT and data.get("key") == [str(k) for k in key]:
-                entry = data
         except (OSError, ValueError):
-            entry = None
+            return None
+        if data.get("format") != _FORMAT or data.get("key") != [str(k) for k in key]:
+            return None
+        self._remember(digest, signature, data)
+        return data
+
+    def _remember(self, digest: str, signature: tuple, entry: dict) -> None:
         with self._lock:
-            self._entries[digest] = entry
+            self._entries[digest] = (signature, entry)
+            self._entries.move_to_end(digest)
             while len(self._entries) > 4096:
                 self._entries.popitem(last=False)
-        return entry
 
     def meta(self, key: tuple) -> "VideoMeta | None":
         """The stored stream metadata of the video with this key, or None."""
@@ -96,15 +121,13 @@ class FrameStore:
 
     def indices(self, key: tuple, size: tuple[int, int]) -> np.ndarray:
         """Frame indices stored for this video at ``size`` (sorted)."""
-        entry = self._entry(key)
-        sized = entry["sizes"].get(_size_name(size)) if entry else None
-        return np.asarray(sized["indices"] if sized else [], dtype=np.int64)
+        return _stored_indices(self._entry(key), size)
 
     def read(self, key: tuple, indices: Iterable[int], size: tuple[int, int]) -> dict[int, np.ndarray]:
         """The stored frames among ``indices`` at ``size`` (others are simply absent)."""
         entry = self._entry(key)
         sized = entry["sizes"].get(_size_name(size)) if entry else None
-        if not sized:
+        if not sized or not sized["indices"]:
             return {}
         stored = np.asarray(sized["indices"], dtype=np.int64)
         want = np.asarray(sorted(set(int(i) for i in indices)), dtype=np.int64)
@@ -134,23 +157,30 @@ class FrameStore:
         """Decode and store frames ``indices`` of ``video`` at ``size``; returns how many were new.
 
         Writes go to temporary files renamed into place, so an interrupted build leaves the store
-        valid and a rerun continues where it stopped.
+        valid and a rerun continues where it stopped. No indices: nothing to do, nothing written.
         """
         from vseek_env.video import decode_frames
 
         key = video.key
         want = np.asarray(sorted(set(int(i) for i in indices)), dtype=np.int64)
-        have = self.indices(key, size)
-        new = np.setdiff1d(want, have)
+        if want.size == 0:
+            return 0
+        name = _size_name(size)
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
-        entry = self._entry(key) or {"format": _FORMAT, "key": [str(k) for k in key], "path": str(video.path),
-                                     "meta": video.meta.to_dict(), "sizes": {}}
+        entry = self._entry(key)
+        have = _stored_indices(entry, size)
+        new = np.setdiff1d(want, have)
+        if entry is None:
+            for leftover in folder.glob("frames_*.u8"):  # from a store of another format: unreadable now
+                leftover.unlink(missing_ok=True)
+            entry = {"format": _FORMAT, "key": [str(k) for k in key], "path": str(video.path),
+                     "meta": video.meta.to_dict(), "sizes": {}}
         if new.size == 0 and (folder / "meta.json").exists():
             return 0
         union = np.union1d(want, have)
-        name = _size_name(size)
-        data_file = f"frames_{name}.u8"
+        old_file = entry["sizes"].get(name, {}).get("file")
+        data_file = f"frames_{name}.{union.size}.u8"  # a new name per content: see the module docstring
         tmp = folder / f".{data_file}.{os.getpid()}.tmp"
         old = self.read(key, have, size) if have.size else {}
         native = tuple(size) == (video.height, video.width)
@@ -167,6 +197,8 @@ class FrameStore:
         os.replace(tmp, folder / data_file)
         entry["sizes"][name] = {"indices": union.tolist(), "file": data_file}
         self._write_entry(key, entry)
+        if old_file and old_file != data_file:
+            (folder / old_file).unlink(missing_ok=True)
         return int(new.size)
 
     def _write_entry(self, key: tuple, entry: dict) -> None:
@@ -174,8 +206,8 @@ class FrameStore:
         tmp = folder / f".meta.json.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(entry))
         os.replace(tmp, folder / "meta.json")
-        with self._lock:
-            self._entries[self.digest(key)] = entry
+        st = os.stat(folder / "meta.json")
+        self._remember(self.digest(key), (st.st_mtime_ns, st.st_size, st.st_ino), entry)
 
     def summary(self) -> dict:
         """Videos, frames and bytes held."""
@@ -199,7 +231,7 @@ class FrameStore:
             self._entries.clear()
 
     def forget(self) -> None:
-        """Drop the in-memory index (after files changed behind this object's back)."""
+        """Drop the in-memory index (lookups re-check ``meta.json`` anyway; this frees the memory)."""
         with self._lock:
             self._entries.clear()
 

@@ -444,9 +444,9 @@ class _InFlight:
 
     A reader claims the missing frames nobody else is filling and fills them itself; for frames
     another reader claimed it waits, at most :func:`decode_timeout` seconds in all, then fills
-    them itself. There is no lock held across a decode: a decode stuck in C code (its tool worker
-    abandoned by the env) delays only readers of the very same frames, by a bounded time, and
-    only once, since the first reader to give up drops the stale claim.
+    them itself. No lock is held across a decode: a decode stuck in C code (its tool worker
+    abandoned by the env) delays only readers of its own frames, by a bounded time, and only
+    once, since the first reader to give up on it cancels all of its claims.
     """
 
     def __init__(self) -> None:
@@ -454,31 +454,29 @@ class _InFlight:
         self._claims: dict[tuple, threading.Event] = {}  # cache key -> set when its filler is done
 
     def claim(self, keys: list[tuple]) -> tuple[threading.Event, list[tuple], list[tuple[tuple, threading.Event]]]:
-        """``(event to set when done, keys now claimed by the caller, (key, event) claimed by others)``."""
+        """``(event to pass to release, keys now the caller's, (key, event) pairs claimed by others)``."""
         done = threading.Event()
         mine: list[tuple] = []
         theirs: list[tuple[tuple, threading.Event]] = []
         with self._lock:
             for key in keys:
-                other = self._claims.get(key)
-                if other is None:
-                    self._claims[key] = done
+                other = self._claims.setdefault(key, done)
+                if other is done:
                     mine.append(key)
                 else:
                     theirs.append((key, other))
         return done, mine, theirs
 
-    def release(self, keys: list[tuple], done: threading.Event) -> None:
-        """End the caller's claim on ``keys`` (those still its own) and wake its waiters."""
-        self.drop(keys, done)
+    def release(self, done: threading.Event) -> None:
+        """End the claims made with ``done`` and wake their waiters."""
+        self.cancel(done)
         done.set()
 
-    def drop(self, keys: list[tuple], event: threading.Event) -> None:
-        """Forget the claims on ``keys`` made with ``event``; a newer claim on a key is kept."""
+    def cancel(self, event: threading.Event) -> None:
+        """Forget every claim made with ``event`` (its filler is stuck); newer claims are kept."""
         with self._lock:
-            for key in keys:
-                if self._claims.get(key) is event:
-                    del self._claims[key]
+            for key in [k for k, e in self._claims.items() if e is event]:
+                del self._claims[key]
 
     def clear(self) -> None:
         with self._lock:
@@ -534,7 +532,8 @@ def _decode_by_pts(av, path: Path, meta: VideoMeta, wanted: list[int], size, dea
         ctx = stream.codec_context
         pos = 0
         while pos < len(todo):
-            container.seek(_keyframe_before(meta, todo[pos]), stream=stream, backward=True)
+            sought = _keyframe_before(meta, todo[pos])
+            container.seek(sought, stream=stream, backward=True)
             ctx.flush_buffers()
             demuxed = -(1 << 62)  # highest PTS sent to the decoder since the seek
             last_out = None
@@ -553,8 +552,12 @@ def _decode_by_pts(av, path: Path, meta: VideoMeta, wanted: list[int], size, dea
                 pos = _advance(todo, pos, out, target_pts, last_out, missed)
                 if pos >= len(todo):
                     break
-                if _keyframe_before(meta, todo[pos]) > demuxed:
-                    break  # a keyframe lies before the next wanted frame: seek there
+                ahead = _keyframe_before(meta, todo[pos])
+                # a later keyframe lies before the next wanted frame: seek there. (Only if later than
+                # the last seek: with an edit list, a seek can land a keyframe early, and seeking to
+                # the same place again would never progress.)
+                if ahead > demuxed and ahead > sought:
+                    break
             else:  # end of stream: drain the decoder's delayed frames
                 ctx.skip_frame = "DEFAULT"
                 for frame in ctx.decode(None):
@@ -733,20 +736,19 @@ class Video:
 
     def _fill_shared(self, missing: list[int], size: tuple[int, int]) -> dict[int, np.ndarray]:
         """Fill the frames no concurrent reader is filling; wait (bounded) for those one is."""
-        keys = [(*self._key, i, size) for i in missing]
-        done, mine, theirs = _INFLIGHT.claim(keys)
+        done, mine, theirs = _INFLIGHT.claim([(*self._key, i, size) for i in missing])
         try:
             found = self._fill([key[-2] for key in mine], size) if mine else {}
         finally:
-            _INFLIGHT.release(mine, done)
+            _INFLIGHT.release(done)
         if theirs:
             end = time.monotonic() + decode_timeout()
             late: list[int] = []
             for key, other in theirs:
                 if not other.wait(max(0.0, end - time.monotonic())):
-                    _INFLIGHT.drop([key], other)  # its filler is stuck: nobody else should wait on it
+                    _INFLIGHT.cancel(other)  # its filler is stuck: later readers must not wait on it
                 frame = self.cache.peek(key)
-                if frame is None:  # stuck, failed, or not cacheable: fill it here
+                if frame is None:  # stuck, failed, or too big to cache: fill it here
                     late.append(key[-2])
                 else:
                     found[key[-2]] = frame

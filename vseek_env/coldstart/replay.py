@@ -89,10 +89,10 @@ def replay_exchange(env, sample_id: str, exchange: Exchange, fmt: str, *, reward
     return out
 
 
-def _env_for(dataset: str, env_options: str, cache: dict):
+def _env_for(dataset: Any, env_options: str, cache: dict):
     from vseek_env.env import VideoSeekerEnv
 
-    key = (dataset, env_options)
+    key = (dataset if isinstance(dataset, (str, Path)) else id(dataset), env_options)
     if key not in cache:
         cache[key] = VideoSeekerEnv(dataset=dataset, **json.loads(env_options or "{}"))
     return cache[key]
@@ -119,14 +119,19 @@ def _conversations(path: Path, fmt: str) -> list[tuple[Exchange, dict, Path | No
     return out
 
 
-def verify_export(path: str | Path, fmt: str, *, limit: int | None = None) -> ReplayReport:
-    """Replay every conversation of an SFT export (``fmt`` = ``verl`` or ``sharegpt``) through the env."""
+def verify_export(path: str | Path, fmt: str, *, limit: int | None = None, dataset: Any = None) -> ReplayReport:
+    """Replay every conversation of an SFT export (``fmt`` = ``verl`` or ``sharegpt``) through the env.
+
+    ``dataset`` (a name, file or Dataset) overrides the dataset each conversation names, e.g. when
+    the export is checked on another machine. Raises ``KeyError`` / ``FileNotFoundError`` when
+    a conversation's dataset cannot be loaded, ``ValueError`` for a file that is not such an export.
+    """
     path = Path(path)
     report = ReplayReport()
     envs: dict = {}
     try:
         for i, (exchange, meta, base) in enumerate(_conversations(path, fmt)[:limit]):
-            env = _env_for(meta["dataset"], meta.get("env_options", "{}"), envs)
+            env = _env_for(dataset if dataset is not None else meta["dataset"], meta.get("env_options", "{}"), envs)
             report.mismatches += replay_exchange(env, meta["sample_id"], exchange, fmt, reward=meta.get("reward"),
                                                  base=base, where=f"{meta.get('key', i)}",
                                                  merge_tools=bool(meta.get("merge_tools", True)))

@@ -4,7 +4,7 @@
 
     messages    [{"role": "system"|"user"|"assistant"|"tool", "content": str with <image>}, ...]
     images      [{"image": absolute PNG path}, ...]   in order of the <image> placeholders
-    extra_info  {key, sample_id, dimension, policy, reward, dataset, env_options (JSON)}
+    extra_info  {key, sample_id, dimension, policy, reward, dataset, env_options (JSON, no secrets)}
 
 Images are read by verl's ``process_image`` (``qwen_vl_utils.fetch_image`` opens local paths).
 The tool results of one response form one ``tool`` message (see
@@ -18,7 +18,9 @@ gets its own message; then multi-call responses need ``data.multiturn.ignore_inp
 to the dataset folder), plus a ``dataset_info.json`` entry next to it. :func:`validate_sharegpt`
 checks a file against LLaMA-Factory's documented schema.
 
-Frames are not copied: both formats reference the rollout folder's ``frames/`` files.
+Frames are not copied: both formats reference the rollout folder's ``frames/`` files. Secret-named
+env options (e.g. a judge ``api_key`` in the reward spec) are never written: give the judge key as
+``VSEEK_JUDGE_API_KEY`` so :func:`~vseek_env.coldstart.replay.verify_export` can replay the rewards.
 
 Example:
     >>> kept, _ = rejection_sample(load_rollouts("runs/pixel").records)            # doctest: +SKIP
@@ -41,6 +43,7 @@ from vseek_env.coldstart.conversation import (
     exchange_from_record,
 )
 from vseek_env.coldstart.rollouts import RolloutSet
+from vseek_env.openai_api import redact_secrets
 
 DATASET_INFO = "dataset_info.json"
 
@@ -70,7 +73,8 @@ def _meta(rollouts: RolloutSet, record: dict, **extra) -> dict:
     return {**extra,
         "key": record["key"], "sample_id": record["sample_id"], "dimension": str(record.get("dimension")),
         "policy": str(record.get("policy")), "reward": float(record.get("reward", 0.0)),
-        "dataset": rollouts.dataset, "env_options": json.dumps(rollouts.env_args, sort_keys=True),
+        # Secret-named options are dropped, not masked: a replay takes the key from its environment.
+        "dataset": rollouts.dataset, "env_options": json.dumps(redact_secrets(rollouts.env_args, drop=True), sort_keys=True),
     }
 
 

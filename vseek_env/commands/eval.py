@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers, use_ray=args.ray, ray_address=args.ray_address, ray_num_gpus=args.ray_gpus_per_worker,
             limit=args.limit, repeats=args.repeats, seed=args.seed, progress=not args.no_progress,
         )
-    except (EvalError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (EvalError, FileNotFoundError, KeyError, ValueError, TypeError) as exc:
         print(f"vseek eval: {exc}", file=sys.stderr)
         return 2
     s = result.summary

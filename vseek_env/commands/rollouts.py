@@ -76,12 +76,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("path", help="exported .parquet (verl) or .json (sharegpt)")
     v.add_argument("--format", choices=("verl", "sharegpt"), required=True)
     v.add_argument("--limit", type=int, default=None, help="check only the first N conversations")
+    v.add_argument("--dataset", default=None, help="dataset name or file, if not the one each conversation names")
     v.set_defaults(func=_verify)
 
-    k = s.add_parser("select", help="pass@k selection: samples with a pass rate in the band -> verl RL rows")
+    k = s.add_parser("select", help="pass@k selection: samples with a success rate c/n in the band -> verl RL rows")
     k.add_argument("dir", help="rollout folder")
     k.add_argument("--band", type=float, nargs=2, default=(0.125, 0.875), metavar=("LOW", "HIGH"),
-                   help="keep samples with LOW <= pass rate <= HIGH (default: 0.125 0.875)")
+                   help="keep samples with LOW <= success rate (correct/finished rollouts) <= HIGH (default: 0.125 0.875)")
     k.add_argument("--out", required=True, help="output .parquet (vseek export-verl rows); statistics go to OUT.passk.json")
     k.add_argument("--split", default="train", help="split name stored in extra_info (default: %(default)s)")
     k.add_argument("--embed-images", action="store_true", help="store the first observation's frames in the rows")
@@ -92,6 +93,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _fail(msg: str) -> int:
     print(f"vseek rollouts: {msg}", file=sys.stderr)
     return 2
+
+
+def _reason(exc: BaseException) -> str:
+    # str(KeyError("x")) is "'x'": name the type so a missing key reads as one.
+    return f"{type(exc).__name__}: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}"
 
 
 def _criteria(args):
@@ -113,8 +119,10 @@ def _run(args: argparse.Namespace) -> int:
                           ray_address=args.ray_address, limit=args.limit, seed=args.seed, progress=not args.no_progress)
     except (EvalError, RolloutError, FileNotFoundError, KeyError, ValueError, TypeError) as exc:
         return _fail(str(exc))
+    from vseek_env.coldstart.rejection import accuracy_of
+
     ok = [r for r in rs.records if r.get("status") == "ok"]
-    correct = sum(bool(r.get("correct")) for r in ok)
+    correct = sum(accuracy_of(r) >= 1.0 - 1e-9 for r in ok)  # the rule rejection sampling and pass@k use
     print(f"{len(rs.records)} episodes in {rs.root} ({len(rs.records) - len(ok)} errored, retried on re-run); "
           f"accuracy {correct / max(1, len(ok)):.3f}; frames under {rs.root / 'frames'}")
     return 0 if len(ok) == len(rs.records) else 1
@@ -150,7 +158,11 @@ def _export(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(f"wrote {len(chosen)} conversations ({len(kept)} kept before de-duplication) to {path}")
     if not args.no_verify:
-        report = verify_export(path, args.format)
+        try:
+            report = verify_export(path, args.format)
+        except (OSError, KeyError, ValueError) as exc:
+            return _fail(f"wrote {path}, but cannot replay it through the env ({_reason(exc)}); "
+                         f"check it with `vseek rollouts verify {path} --format {args.format} --dataset ...`")
         if not report.ok:
             return _fail(f"the export does not replay through the env: {report.mismatches[:3]}")
         print(f"verified: all {report.checked} conversations replay through the env to their recorded reward")
@@ -161,9 +173,10 @@ def _verify(args: argparse.Namespace) -> int:
     from vseek_env.coldstart import verify_export
 
     try:
-        report = verify_export(args.path, args.format, limit=args.limit)
+        report = verify_export(args.path, args.format, limit=args.limit, dataset=args.dataset)
     except (OSError, ValueError, KeyError) as exc:
-        return _fail(f"cannot read {args.path} as {args.format}: {exc}")
+        return _fail(f"cannot replay {args.path} as {args.format} ({_reason(exc)}); check the path and --format, "
+                     "and pass --dataset when the dataset the export names is not available here")
     for line in report.mismatches[:20]:
         print(line)
     print(f"{report.checked} conversations checked, {len(report.mismatches)} mismatches")
@@ -181,7 +194,7 @@ def _select(args: argparse.Namespace) -> int:
     except (RolloutError, ValueError, FileNotFoundError, KeyError) as exc:
         return _fail(str(exc))
     stats_path = Path(str(path) + ".passk.json")
-    stats_path.write_text(json.dumps({**sel.stats, "sample_ids": sel.sample_ids, "pass_rates": sel.rates}, indent=1),
+    stats_path.write_text(json.dumps({**sel.stats, "sample_ids": sel.sample_ids, "success_rates": sel.rates}, indent=1),
                           encoding="utf-8")
     print(f"wrote {len(sel.sample_ids)} RL rows to {path}; statistics: {stats_path}")
     return 0
