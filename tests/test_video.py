@@ -39,10 +39,21 @@ def videos(tmp_path_factory) -> dict[str, tuple[Path, list[float]]]:
     out["mkv_bframes"] = (d / "cfr.mkv", write_indexed_video(d / "cfr.mkv", n_frames=90, fps=15, gop=12))
     out["mkv_vfr"] = (d / "vfr.mkv", write_indexed_video(d / "vfr.mkv", n_frames=len(VFR_TIMES), times=VFR_TIMES, gop=5))
     out["webm_vp9"] = (d / "vp9.webm", write_indexed_video(d / "vp9.webm", n_frames=40, fps=10, codec="libvpx-vp9"))
+    # here a seek to a keyframe lands one keyframe early (mp4 edit list of a B-frame stream)
+    out["mp4_early_seek"] = (d / "seek.mp4", write_indexed_video(d / "seek.mp4", n_frames=90, fps=30, gop=10))
     return out
 
 
-FORMATS = ["mp4_bframes", "mp4_vfr", "mkv_bframes", "mkv_vfr", "webm_vp9"]
+FORMATS = ["mp4_bframes", "mp4_vfr", "mkv_bframes", "mkv_vfr", "webm_vp9", "mp4_early_seek"]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_each_frame_read_alone_is_exact(videos, name, monkeypatch):
+    """One seek per frame; a seek that lands early must not make the decoder seek there forever."""
+    monkeypatch.setenv("VSEEK_DECODE_TIMEOUT", "20")  # fail in seconds, not minutes, if it loops
+    path, truth = videos[name]
+    video = open_video(path, cache=FrameCache(0))
+    assert [read_index(video.read([i]).frames[0]) for i in range(len(truth))] == list(range(len(truth)))
 
 
 @pytest.mark.parametrize("name", FORMATS)
