@@ -26,6 +26,7 @@ import pytest
 from vseek_env import video as video_mod
 from vseek_env.env import IMAGE_PLACEHOLDER, VideoSeekerEnv
 from vseek_env.protocol import ErrorCode
+from threads import finishes
 
 CORPUS_PATH = Path(__file__).parent / "adversarial" / "responses.jsonl"
 CORPUS = [json.loads(line) for line in CORPUS_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -234,25 +235,6 @@ def _crop(start: float, end: float) -> str:
     return f'<tool_call>{{"name": "crop_video", "arguments": {{"start_time": {start}, "end_time": {end}}}}}</tool_call>'
 
 
-def _finishes(fn, *args, **kwargs):
-    """``fn(*args, **kwargs)`` on a daemon thread; a test failure instead of a hung suite if it blocks."""
-    box: dict = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001  (re-raised below)
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(60)  # a guard against hanging the suite, not a timing assertion
-    assert not thread.is_alive(), f"{getattr(fn, '__name__', fn)} is blocked behind the hung decode"
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
-
-
 def test_a_decode_hung_in_c_code_blocks_no_other_read(small_dataset, monkeypatch):
     """The hang is inside the decoder, after Video.read decided to decode: other reads of the video
     (other frames in this env, another env, a reset) must still finish."""
@@ -274,18 +256,18 @@ def test_a_decode_hung_in_c_code_blocks_no_other_read(small_dataset, monkeypatch
         *_, info = env.step(_crop(0, 1.5))
         assert entered.is_set() and [e["code"] for e in info["errors"]] == ["tool_failed"]
         # other frames of the same video, same env: decoded at once by a fresh worker
-        obs, *_, info = _finishes(env.step, _crop(4, 5.5))
+        obs, *_, info = finishes(env.step, _crop(4, 5.5))
         assert info["errors"] == [] and obs["num_frames"] > 0
         # another env on the same video, after its cached frames are gone: reset reads the overview
         # on the main thread (no tool timeout there), then a crop of yet other frames
         video_mod.default_frame_cache().clear()
         other = VideoSeekerEnv(dataset=small_dataset, tool_timeout_s=30)  # longer than VSEEK_DECODE_TIMEOUT
-        obs, info = _finishes(other.reset, seed=0, options={"sample_id": "s0"})
+        obs, info = finishes(other.reset, seed=0, options={"sample_id": "s0"})
         assert obs["num_frames"] > 0 and info["frames"]
-        obs, *_, info = _finishes(other.step, _crop(2, 3.5))
+        obs, *_, info = finishes(other.step, _crop(2, 3.5))
         assert info["errors"] == [] and obs["num_frames"] > 0
         # and the hung frames themselves: whoever asks again waits a bounded time, then decodes
-        obs, *_, info = _finishes(other.step, _crop(0, 1.5))
+        obs, *_, info = finishes(other.step, _crop(0, 1.5))
         assert info["errors"] == [] and obs["num_frames"] > 0
         other.close()
     finally:

@@ -17,6 +17,7 @@ from videos import corrupted_copy, read_index, remux, truncated_copy, write_inde
 
 from vseek_env import video as video_mod
 from vseek_env.video import FrameCache, VideoError, clear_process_caches, frame_stamps, open_video, smart_resize
+from threads import finishes
 
 VFR_TIMES = [0.0, 0.04, 0.1, 0.5, 0.52, 0.9, 1.7, 1.72, 1.74, 2.5, 3.0, 3.05, 4.2, 4.9, 5.0, 6.3, 6.31, 7.0]
 
@@ -341,25 +342,6 @@ def test_frame_stamps_trust_any_present_pts_and_fall_back_only_when_one_is_missi
 
 
 # -- a decode stuck in C code blocks no other read --------------------------------------------------------------
-def _finishes(fn, *args):
-    """``fn(*args)`` on a daemon thread; its result, or a failure (not a hung suite) if it never returns."""
-    box: dict = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn(*args)
-        except BaseException as exc:  # noqa: BLE001  (re-raised below)
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(60)  # a guard against hanging the suite, not a timing assertion
-    assert not thread.is_alive(), f"{getattr(fn, '__name__', fn)}{args} is blocked"
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
-
-
 @pytest.fixture()
 def stuck_first_decode(monkeypatch):
     """The first ``decode_frames`` call hangs (as a decoder stuck in C code would) until released."""
@@ -389,13 +371,13 @@ def test_a_stuck_decode_delays_only_readers_of_its_frames_and_only_once(videos, 
     stuck.start()
     assert entered.wait(60)
     # other frames of the same video and size: no waiting on the stuck reader at all
-    assert [read_index(f) for f in _finishes(video.read, [10, 11]).frames] == [10, 11]
+    assert [read_index(f) for f in finishes(video.read, [10, 11]).frames] == [10, 11]
     assert calls[1] == [10, 11]
     # one of its frames: wait (bounded by VSEEK_DECODE_TIMEOUT), then decode it here
     other = open_video(path, cache=cache)
-    assert [read_index(f) for f in _finishes(other.read, [1, 20]).frames] == [1, 20]
+    assert [read_index(f) for f in finishes(other.read, [1, 20]).frames] == [1, 20]
     assert calls[2:] == [[20], [1]]
     # the stuck reader's claims were cancelled: the next reader of its frames decodes at once
-    assert [read_index(f) for f in _finishes(video.read, [2]).frames] == [2]
+    assert [read_index(f) for f in finishes(video.read, [2]).frames] == [2]
     assert calls[4:] == [[2]]
     assert stuck.is_alive()

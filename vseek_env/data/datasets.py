@@ -124,6 +124,32 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             yield lineno, row
 
 
+def iter_json_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """``(position, object)`` for each row of a JSONL file or a JSON array file.
+
+    The form is detected from the first non-blank character (``[`` opens an array). Positions are
+    line numbers (JSONL) or array indices; errors are :class:`SampleError` naming the file and row.
+    """
+    with open(path, encoding="utf-8") as fh:
+        head = ""
+        while chunk := fh.read(4096):
+            if chunk.strip():
+                head = chunk.lstrip()
+                break
+    if not head.startswith("["):
+        yield from iter_jsonl(path)
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rows = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise SampleError(f"{path}: not a valid JSON array ({exc})") from None
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise SampleError(f"{path} item {i}: expected a JSON object, got {type(row).__name__}")
+        yield i, row
+
+
 def read_samples(path: Path) -> Iterable[Sample]:
     """Samples from a native JSONL file; errors name the file and line."""
     for lineno, row in iter_jsonl(path):

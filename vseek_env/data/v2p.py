@@ -24,13 +24,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from vseek_env.data.datasets import Dataset, iter_jsonl
+from vseek_env.data.datasets import Dataset, iter_json_rows
 from vseek_env.data.sample import Sample, SampleError, VisualPromptSpec, option_letters
 
 # The code -> abbreviation map of V2P-Bench's eval/eval.py (copied by VideoSeeker's eval_all.py).
@@ -142,26 +141,7 @@ def v2p_row_to_sample(row: dict, sample_id: str, *, videos_root: Path | None = N
 
 def read_v2p_rows(path: str | Path) -> list[dict]:
     """The rows of a V2P-Bench file (JSONL, or a JSON array); errors name the file and line."""
-    path = Path(path)
-    if not _is_json_array(path):
-        return [row for _, row in iter_jsonl(path)]
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SampleError(f"{path}: not a valid JSON array ({exc})") from None
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise SampleError(f"{path} item {i}: expected a JSON object, got {type(row).__name__}")
-    return rows
-
-
-def _is_json_array(path: Path) -> bool:
-    """Whether the file's first non-blank character opens a JSON array (else it is read as JSONL)."""
-    with open(path, encoding="utf-8") as fh:
-        while chunk := fh.read(4096):
-            if chunk.strip():
-                return chunk.lstrip().startswith("[")
-    return False
+    return [row for _, row in iter_json_rows(path)]
 
 
 def v2p_sample_ids(rows: Iterable[dict]) -> list[str]:

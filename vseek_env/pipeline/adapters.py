@@ -26,11 +26,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from vseek_env.data.datasets import iter_json_rows
 from vseek_env.data.sample import SampleError, option_letters
 
 __all__ = ["FORMATS", "read_items", "split_options", "InputError"]
@@ -83,30 +83,10 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
         for i, row in enumerate(pq.read_table(path).to_pylist()):
             yield i, {k: v for k, v in row.items() if v is not None}
         return
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if suffix == ".json" or stripped.startswith("["):
-        try:
-            rows = json.loads(text)
-        except ValueError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(rows, list):
-            raise InputError(f"{path}: a .json input must be an array of objects")
-        for i, row in enumerate(rows):
-            if not isinstance(row, dict):
-                raise InputError(f"{path} row {i}: expected a JSON object, got {type(row).__name__}")
-            yield i, row
-        return
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({exc})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{lineno}: expected a JSON object")
-        yield lineno, row
+    try:
+        yield from iter_json_rows(path)
+    except SampleError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _resolve(video: str, root: Path) -> str:
