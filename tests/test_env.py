@@ -234,3 +234,38 @@ def test_truncate_from_outside_scores_the_episode(env):
     assert env.trajectory.truncated and components["accuracy"] == 0.0 and reward == 0.0
     with pytest.raises(RuntimeError):
         env.step("<answer>B</answer>")
+
+
+def test_a_hung_decode_cannot_hang_reset(small_dataset, tmp_path, monkeypatch):
+    import shutil
+    import threading
+    from pathlib import Path
+
+    import vseek_env.video as video_mod
+    from conftest import make_sample
+    from vseek_env.data import Dataset
+
+    stuck = tmp_path / "stuck.mp4"
+    shutil.copy(small_dataset.root / "indexed.mp4", stuck)
+    release, real = threading.Event(), video_mod.decode_frames
+
+    def hang_on_stuck(path, *args, **kwargs):
+        if Path(path).name == "stuck.mp4":
+            release.wait(30)  # a decoder stuck in C code, as far as the env can tell
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(video_mod, "decode_frames", hang_on_stuck)
+    ds = Dataset("hang", [make_sample("stuck", video=str(stuck)),
+                          make_sample("ok", video=str(small_dataset.root / "indexed.mp4"))])
+    env = VideoSeekerEnv(dataset=ds, tool_timeout_s=0.5)
+    try:
+        env.reset(options={"sample_id": "ok"})
+        with pytest.raises(VideoError, match="'stuck'.*did not finish within 0.5 seconds"):
+            env.reset(options={"sample_id": "stuck"})
+        with pytest.raises(RuntimeError, match="reset"):  # the failed reset left no episode behind
+            env.step("<answer>A</answer>")
+        _, info = env.reset(options={"sample_id": "ok"})  # a fresh worker serves the next episode
+        assert info["sample_id"] == "ok"
+    finally:
+        release.set()
+        env.close()

@@ -42,7 +42,7 @@ from vseek_env.spaces import UnicodeText
 from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
 from vseek_env.tools.worker import ToolTimeout, ToolWorker
 from vseek_env.trajectory import ToolRecord, Trajectory, Turn
-from vseek_env.video import FrameCache, Video, VideoError, file_key, open_video, smart_resize
+from vseek_env.video import FrameBatch, FrameCache, Video, VideoError, file_key, open_video, smart_resize
 
 IMAGE_PLACEHOLDER = "<image>"
 
@@ -152,7 +152,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         skipped: list[dict] = []
         if "sample_id" in options:
             sample = self.dataset[str(options["sample_id"])]
-            self._open(sample)
+            overview = self._open(sample)
         else:
             # A seeded order, each sample tried at most once: with skip_bad_samples, any openable
             # sample is found; without it, the first one is the episode.
@@ -160,7 +160,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             for position in order if self.config.skip_bad_samples else order[:1]:
                 sample = self.dataset.samples[int(position)]
                 try:
-                    self._open(sample)
+                    overview = self._open(sample)
                     break
                 except VideoError as exc:
                     if not self.config.skip_bad_samples:
@@ -176,10 +176,6 @@ class VideoSeekerEnv(gym.Env[dict, str]):
 
         sample, video = self._sample, self._video
         assert sample is not None and video is not None
-        overview = video.read(
-            video.uniform_indices(self.config.overview_frames), max_pixels=self.config.max_pixels,
-            factor=self.config.patch_factor, stack=False,
-        )
         frames = [
             {"time": float(t), "image": f, "source": "overview", "index": int(i)}
             for f, t, i in zip(overview.frames, overview.times, overview.indices)
@@ -295,22 +291,42 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         super().close()
 
     # -- internals -------------------------------------------------------------------------------
-    def _open(self, sample: Sample) -> None:
-        path = self.dataset.video_path(sample)
+    def _open(self, sample: Sample) -> FrameBatch:
+        """Open ``sample``'s video, render its prompt and read the overview, within ``tool_timeout_s``
+        (a decoder stuck in C code cannot hang ``reset``). The episode's state changes only when all
+        of it succeeded; returns the overview frames."""
         try:
-            video = open_video(path, cache=self.frame_cache)
+            video, prompt_frame, prompt_time, overview = self._tool_worker().call(
+                self._load, sample, timeout_s=self.config.tool_timeout_s
+            )
+        except ToolTimeout:
+            self._abandon_worker()
+            raise VideoError(
+                f"sample {sample.id!r}: reading its video did not finish within {self.config.tool_timeout_s:g} seconds"
+            ) from None
+        self._video, self._sample = video, sample
+        self._prompt_frame, self._prompt_time = prompt_frame, prompt_time
+        return overview
+
+    def _load(self, sample: Sample) -> tuple[Video, np.ndarray, float | None, FrameBatch]:
+        """The decoding half of :meth:`_open`; touches no episode state (it may run on the worker)."""
+        try:
+            video = open_video(self.dataset.video_path(sample), cache=self.frame_cache)
         except VideoError as exc:
             raise VideoError(f"sample {sample.id!r}: {exc}") from exc
         try:
             prompt_frame, prompt_time = self._render_prompt(sample, video)
-        except VideoError:
+            cfg = self.config
+            overview = video.read(
+                video.uniform_indices(cfg.overview_frames), max_pixels=cfg.max_pixels, factor=cfg.patch_factor, stack=False
+            )
+        except VideoError as exc:
             video.close()
-            raise
+            raise VideoError(f"sample {sample.id!r}: {exc}") from exc
         except Exception as exc:  # bad prompt data (style, box, mask): name the sample
             video.close()
             raise VideoError(f"sample {sample.id!r}: cannot render its visual prompt: {exc}") from exc
-        self._video, self._sample = video, sample
-        self._prompt_frame, self._prompt_time = prompt_frame, prompt_time
+        return video, prompt_frame, prompt_time, overview
 
     def _close_video(self) -> None:
         if self._video is not None:
@@ -335,11 +351,11 @@ class VideoSeekerEnv(gym.Env[dict, str]):
                 with Image.open(path) as im:
                     image = np.asarray(im.convert("RGB"))
             except OSError as exc:
-                raise VideoError(f"sample {sample.id!r}: cannot read visual-prompt image {path}: {exc}") from exc
+                raise VideoError(f"cannot read visual-prompt image {path}: {exc}") from exc
             time = spec.time
         else:
             if spec.time is None:
-                raise VideoError(f"sample {sample.id!r}: the visual prompt has neither a time nor an image")
+                raise VideoError("the visual prompt has neither a time nor an image")
             from vseek_env.masks import decode_rle
             from vseek_env.visual_prompts import render_visual_prompt
 
@@ -392,10 +408,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         try:
             result = self._tool_worker().call(tool.run, clean, ctx, timeout_s=self.config.tool_timeout_s)
         except ToolTimeout:
-            # The worker is stuck (e.g. in C decoding code) and cannot be interrupted: abandon it.
-            # Its thread exits once the call returns; later calls get a fresh worker.
-            self._worker.close()
-            self._worker = None
+            self._abandon_worker()
             msg = (f"{name} did not finish within {self.config.tool_timeout_s:g} seconds and was stopped; "
                    "try a shorter window or another tool.")
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.TOOL_FAILED.value, message=msg), None, f"Error: {msg}"
@@ -410,6 +423,12 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             name, clean, ok=True, message=text, window=result.window, times=tuple(float(t) for t in result.times)
         )
         return record, result, text
+
+    def _abandon_worker(self) -> None:
+        """Drop a worker stuck in a call (e.g. in C decoding code, which cannot be interrupted): its
+        thread exits once the call returns; later calls get a fresh worker."""
+        self._worker.close()
+        self._worker = None
 
     def _tool_worker(self) -> ToolWorker:
         if self._worker is None or not self._worker.alive:  # a forked child has no worker thread
