@@ -122,12 +122,7 @@ def parsimony(sample, trajectory, *, lam: float = PARSIMONY_LAMBDA) -> RewardOut
 @register_reward("temporal_iou", range=(0.0, 1.0))
 def temporal_iou(sample, trajectory) -> RewardOutput:
     """IoU of the answered ``[start, end]`` (seconds, ``m:ss`` accepted) with the true span."""
-    if sample.answer_kind != "span":
-        return RewardOutput(0.0, {"applicable": False})
-    span = parse_span(trajectory.answer) if trajectory.answer is not None else None
-    if span is None:
-        return RewardOutput(0.0, {"applicable": True, "parsed": False})
-    return RewardOutput(interval_iou(span, sample.answer), {"applicable": True, "parsed": True})
+    return _answer_iou(sample, trajectory, "span", parse_span, interval_iou)
 
 
 @register_reward("crop_iou", range=(0.0, 1.0))
@@ -150,9 +145,14 @@ def spatial_iou(sample, trajectory) -> RewardOutput:
 
     A ``box`` sample's answer *is* the target's box at ``answer_time`` (original-video pixels).
     """
-    if sample.answer_kind != "box":
+    return _answer_iou(sample, trajectory, "box", parse_box, box_iou)
+
+
+def _answer_iou(sample, trajectory, kind: str, parse, iou) -> RewardOutput:
+    """IoU of the parsed final answer with ``sample.answer`` for ``kind`` samples; 0 (not applicable) otherwise."""
+    if sample.answer_kind != kind:
         return RewardOutput(0.0, {"applicable": False})
-    box = parse_box(trajectory.answer) if trajectory.answer is not None else None
-    if box is None:
+    value = parse(trajectory.answer) if trajectory.answer is not None else None
+    if value is None:
         return RewardOutput(0.0, {"applicable": True, "parsed": False})
-    return RewardOutput(box_iou(box, sample.answer), {"applicable": True, "parsed": True})
+    return RewardOutput(iou(value, sample.answer), {"applicable": True, "parsed": True})
