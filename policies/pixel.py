@@ -33,7 +33,7 @@ from PIL import Image
 # The policy reads the generator's vocabulary (palette, shapes, event phrases) like any hand-written
 # detector would know its domain; it never reads a sample's answer, track or evidence.
 from vseek_env.data.synth.generate import action_text
-from vseek_env.data.synth.palette import HUES, SHAPES, rgb_to_hsv, shape_templates
+from vseek_env.data.synth.palette import HUES, rgb_to_hsv, shape_templates
 from vseek_env.policies.base import Policy
 
 SAT_MIN, VAL_MIN = 0.42, 0.22

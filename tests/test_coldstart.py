@@ -8,7 +8,6 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,7 +18,6 @@ from vseek_env.coldstart import (
     export_selection,
     export_sft,
     format_passk_table,
-    load_rollouts,
     rejection_sample,
     run_rollouts,
     select_band,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import vseek_env  # noqa: F401  (registers the env ids)
 from vseek_env.data import load_dataset
-from vseek_env.data.synthetic import build, dataset_dir
+from vseek_env.data.synthetic import build
 from vseek_env.masks import decode_rle
 from vseek_env.policies.oracle import OraclePolicy
 from vseek_env.policies.pixel import PixelPolicy, detect, find_target

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vseek_env.protocol import ErrorCode, is_well_formed, parse_response
+from vseek_env.protocol import ErrorCode, parse_response
 
 
 def codes(parsed):

@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import vseek_env  # noqa: F401  (registers the env ids)
-from vseek_env.rewards import PRESETS, CompositeReward, RewardOutput, available_rewards, get_reward, make_reward, register_reward
+from vseek_env.rewards import PRESETS, RewardOutput, available_rewards, get_reward, make_reward, register_reward
 from vseek_env.rewards.matching import (
     box_iou,
     extract_choice,

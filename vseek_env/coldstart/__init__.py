@@ -28,6 +28,6 @@ from vseek_env.coldstart.sft import export_sft, select_trajectories, validate_sh
 
 __all__ = [
     "Criteria", "ReplayReport", "RolloutError", "RolloutSet", "Selection", "export_selection", "export_sft",
-    "format_keep_table", "format_passk_table", "load_rollouts", "rejection_sample", "run_rollouts",
+    "format_keep_table", "format_passk_table", "load_rollouts", "pass_at_k", "rejection_sample", "run_rollouts",
     "select_band", "select_trajectories", "validate_sharegpt", "verify_export",
 ]

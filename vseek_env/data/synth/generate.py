@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vseek_env.data.synth.palette import COLORS, SHAPES, TEXTURES
-from vseek_env.data.synth.scene import DIRECTIONS, INSET, MAX_SPEED_PER_GAP, SIDES, overview_indices
+from vseek_env.data.synth.scene import INSET, MAX_SPEED_PER_GAP, SIDES, overview_indices
 
 #: Question templates: name -> (dimension code, answer kind).
 TEMPLATES: dict[str, tuple[str, str]] = {

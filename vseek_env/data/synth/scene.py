@@ -32,7 +32,6 @@ covers frames ``f0 .. f1-1``.
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
