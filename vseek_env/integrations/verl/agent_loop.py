@@ -102,6 +102,7 @@ class VSeekAgentLoop(AgentLoopBase):
         num_turns = 1  # the prompt, counted the way verl's ToolAgentLoop counts it
         num_preempted = -1
         cut_by_length = False
+        weight_versions = WeightVersions()
 
         mm_processor_kwargs = self._get_mm_processor_kwargs()
         while True:
@@ -115,6 +116,7 @@ class VSeekAgentLoop(AgentLoopBase):
                 image_data=images or None, mm_processor_kwargs=mm_processor_kwargs,
             )
             timing["generate_sequences"] += time.perf_counter() - start
+            weight_versions.update(output.extra_fields)
             if output.num_preempted is not None:
                 num_preempted = max(num_preempted, 0) + output.num_preempted
             # A server that overruns max_tokens: the trainer keeps only `budget` tokens, so the env
@@ -188,8 +190,34 @@ class VSeekAgentLoop(AgentLoopBase):
                 "reward_metrics": dict(metrics),
                 "turn_scores": [],
                 "tool_rewards": [],
+                **weight_versions.fields(),
             },
         )
+
+
+class WeightVersions:
+    """The policy versions (verl global steps) a trajectory was generated with.
+
+    verl's rollout client tags every generate result with ``min_global_steps`` /
+    ``max_global_steps``; the V1 trainer reads both from each trajectory to measure staleness and
+    fails on a missing one. A multi-turn episode spans its first turn's version to its last's.
+    """
+
+    def __init__(self) -> None:
+        self.min_global_steps: int | None = None
+        self.max_global_steps: int | None = None
+
+    def update(self, extra_fields: dict | None) -> None:
+        fields = extra_fields or {}
+        low = fields.get("min_global_steps", fields.get("global_steps"))
+        high = fields.get("max_global_steps", fields.get("global_steps"))
+        if self.min_global_steps is None and low is not None:
+            self.min_global_steps = int(low)
+        if high is not None:
+            self.max_global_steps = max(int(high), self.max_global_steps or int(high))
+
+    def fields(self) -> dict:
+        return {"min_global_steps": self.min_global_steps, "max_global_steps": self.max_global_steps}
 
 
 def episode_stats(reward: float, components: dict, trajectory, *, cut_by_length: bool, num_images: int) -> dict:
