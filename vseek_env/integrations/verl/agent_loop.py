@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 # Keys of reward_extra_info besides the reward components. verl builds the batch's columns from
 # the first trajectory's keys, so every trajectory must report exactly the same ones.
 STAT_KEYS = (
-    "score", "num_tool_calls", "num_tool_errors", "num_errors", "num_env_turns", "answered",
+    "score", "acc", "num_tool_calls", "num_tool_errors", "num_errors", "num_env_turns", "answered",
     "terminated", "truncated", "cut_by_length", "num_images",
 )
 
@@ -225,6 +225,8 @@ def episode_stats(reward: float, components: dict, trajectory, *, cut_by_length:
     tools = trajectory.tool_calls
     stats = {
         "score": reward,
+        # verl's validation headline ("val-core") is the "acc" key when a row reports one.
+        "acc": float(components.get("accuracy", reward)),
         "num_tool_calls": trajectory.num_tool_calls,
         "num_tool_errors": sum(not record.ok for record in tools),
         "num_errors": trajectory.num_errors,

@@ -224,3 +224,25 @@ class PlatformCPU(PlatformBase):
 
     def cudart(self) -> Any:
         return None
+
+
+def use_gloo_only() -> None:
+    """Make verl's process-group setup valid on CPU.
+
+    ``verl.utils.distributed.initialize_global_process_group_ray`` builds the backend string
+    ``f"cpu:gloo,{device}:{backend}"`` itself instead of asking the platform; with the device
+    ``cpu`` that names ``cpu`` twice, which torch rejects. On the CPU platform the one backend is
+    gloo, so the default becomes ``"cpu:gloo"``. The plugin runs while ``import verl`` runs, before
+    any worker module binds the function by name, so the wrapped one is what they get.
+    """
+    import verl.utils.distributed as distributed
+
+    original = distributed.initialize_global_process_group_ray
+    if getattr(original, "_vseek_gloo_only", False):
+        return
+
+    def initialize_global_process_group_ray(timeout_second=None, backend=None):
+        return original(timeout_second=timeout_second, backend=backend or "cpu:gloo")
+
+    initialize_global_process_group_ray._vseek_gloo_only = True
+    distributed.initialize_global_process_group_ray = initialize_global_process_group_ray

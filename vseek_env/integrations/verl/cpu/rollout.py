@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import zlib
+from array import array
 from typing import Any, Generator, Optional, Sequence
 
 import ray
@@ -56,6 +57,58 @@ def suppressed_token_ids(tokenizer) -> list[int]:
     return sorted({i for i in ids if isinstance(i, int) and i >= 0 and i != unk})
 
 
+class ScriptedResponses:
+    """Scripted replies that give every GRPO group reward variance, for plumbing tests.
+
+    A random test model never earns a reward, so all advantages would be 0. Instead, the first
+    turn of an episode is answered from the ring ``first_turn``: the ``n`` rollouts of one prompt
+    take consecutive entries (keyed by the prompt), so a ring whose neighbours score differently
+    guarantees variance in each group. A later turn of the same episode (its prompt strictly
+    extends an earlier one; agent loops may re-render the reply, so only the prompt is matched) is
+    answered from ``followup`` the same way. Empty lists: never scripted.
+
+    Example:
+        >>> s = ScriptedResponses([[1], [2]], [[9]])
+        >>> sorted([s.choose([5, 5])[0], s.choose([5, 5])[0]])
+        [1, 2]
+        >>> s.remember([5, 5]); s.choose([5, 5, 1, 7])
+        [9]
+    """
+
+    def __init__(self, first_turn: Sequence[list[int]], followup: Sequence[list[int]] = (), *, memory: int = 4096):
+        self.first_turn = [list(t) for t in first_turn]
+        self.followup = [list(t) for t in followup] or self.first_turn
+        self.memory = memory
+        self._counts: dict[int, int] = {}
+        self._prompts: dict[tuple[int, int], None] = {}  # (length, crc) of answered prompts, oldest first
+
+    def __bool__(self) -> bool:
+        return bool(self.first_turn)
+
+    @staticmethod
+    def _crc(ids: Sequence[int]) -> int:
+        return zlib.crc32(array("q", ids).tobytes())
+
+    def _is_followup(self, prompt_ids: Sequence[int]) -> bool:
+        return any(length < len(prompt_ids) and self._crc(prompt_ids[:length]) == crc for length, crc in self._prompts)
+
+    def choose(self, prompt_ids: Sequence[int]) -> list[int] | None:
+        """The scripted reply for this prompt (``None``: nothing scripted, sample instead)."""
+        if not self.first_turn:
+            return None
+        ring = self.followup if self._is_followup(prompt_ids) else self.first_turn
+        key = self._crc(prompt_ids)
+        count = self._counts.get(key, 0)
+        self._counts[key] = count + 1
+        return list(ring[(key + count) % len(ring)])
+
+    def remember(self, prompt_ids: Sequence[int]) -> None:
+        """Record an answered prompt so that the episode's next turn is recognised as a follow-up."""
+        self._prompts[(len(prompt_ids), self._crc(prompt_ids))] = None
+        while len(self._prompts) > self.memory:
+            self._prompts.pop(next(iter(self._prompts)))
+
+
 class HFGenerator:
     """Token-in / token-out generation with a transformers model (the server's engine).
 
@@ -65,16 +118,13 @@ class HFGenerator:
             turns ``image_data`` into ``pixel_values`` / ``image_grid_thw``.
         tokenizer: the model's tokenizer (EOS and vision token ids).
         default_max_tokens: used when a request names no ``max_tokens``.
-        scripted_responses: texts returned instead of sampling for a ``scripted_fraction`` of the
-            requests (scored by the model like sampled tokens). A random test model never earns a
-            reward; a scripted mix gives GRPO groups reward variance. Empty: always sample.
-        scripted_fraction: the share of requests answered with a scripted response.
-        seed: seeds the choice of scripted requests and responses.
+        scripted_first_turn, scripted_followup: texts for :class:`ScriptedResponses` (empty:
+            always sample). Scripted tokens are scored by the model like sampled ones.
     """
 
     def __init__(
         self, model, processor, tokenizer, *, default_max_tokens: int,
-        scripted_responses: Sequence[str] = (), scripted_fraction: float = 0.0, seed: int = 0,
+        scripted_first_turn: Sequence[str] = (), scripted_followup: Sequence[str] = (),
     ) -> None:
         self.model = model
         self.processor = processor
@@ -83,13 +133,11 @@ class HFGenerator:
         self.suppress = suppressed_token_ids(tokenizer)
         eos = getattr(model.generation_config, "eos_token_id", None) or tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
-        if not 0.0 <= float(scripted_fraction) <= 1.0:
-            raise ValueError(f"scripted_fraction must lie in [0, 1], got {scripted_fraction!r}")
-        self.scripted = [
-            tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id] for text in scripted_responses
-        ]
-        self.scripted_fraction = float(scripted_fraction) if self.scripted else 0.0
-        self._rng = random.Random(seed)
+
+        def encode(texts: Sequence[str]) -> list[list[int]]:
+            return [tokenizer.encode(t, add_special_tokens=False) + [tokenizer.eos_token_id] for t in texts]
+
+        self.scripted = ScriptedResponses(encode(scripted_first_turn), encode(scripted_followup))
 
     def vision_inputs(self, image_data: Optional[list[Any]], mm_processor_kwargs: Optional[dict]) -> dict:
         if not image_data:
@@ -111,8 +159,10 @@ class HFGenerator:
         params = dict(sampling_params)
         max_tokens = int(params.get("max_tokens") or params.get("max_new_tokens") or self.default_max_tokens)
         vision = self.vision_inputs(image_data, mm_processor_kwargs)
-        if self.scripted_fraction and self._rng.random() < self.scripted_fraction:
-            tokens = self._rng.choice(self.scripted)[: max(1, max_tokens)]
+        scripted = self.scripted.choose(prompt_ids)
+        if scripted is not None:
+            tokens = scripted[: max(1, max_tokens)]
+            self.scripted.remember(prompt_ids)
             return tokens, self.score(prompt_ids, tokens, vision), "completed" if tokens[-1] in self.eos_ids else "length"
         temperature = float(params.get("temperature", 1.0) or 0.0)
         top_k = params.get("top_k", -1)
@@ -188,15 +238,14 @@ class HFRolloutServer:
         trust = bool(getattr(model_config, "trust_remote_code", False))
         model = _load_model(model_config.local_path, trust)
         options = dict((getattr(config, "engine_kwargs", None) or {}).get(ROLLOUT_NAME) or {})
-        unknown = set(options) - {"scripted_responses", "scripted_fraction", "seed"}
+        unknown = set(options) - {"scripted_first_turn", "scripted_followup"}
         if unknown:
             raise ValueError(f"rollout.engine_kwargs.{ROLLOUT_NAME} has unknown key(s) {sorted(unknown)}")
         self.engine = HFGenerator(
             model, getattr(model_config, "processor", None), model_config.tokenizer,
             default_max_tokens=config.response_length,
-            scripted_responses=list(options.get("scripted_responses") or ()),
-            scripted_fraction=float(options.get("scripted_fraction", 0.0)),
-            seed=int(options.get("seed", 0)) + int(replica_rank),
+            scripted_first_turn=list(options.get("scripted_first_turn") or ()),
+            scripted_followup=list(options.get("scripted_followup") or ()),
         )
         # One generate at a time: torch already uses every core for one request.
         self._lock = asyncio.Lock()

@@ -11,10 +11,11 @@ default (V1, TransferQueue) trainer with:
 * ``trainer.logger=['console','file']``: verl writes each step's metrics to ``OUTDIR/metrics.jsonl``.
 
 A random model never writes a well-formed answer, so every reward would be 0 and GRPO's
-advantages would vanish. The rollout therefore answers a fraction of the requests with scripted
-responses (some right, some wrong, some malformed; ``engine_kwargs.vseek_hf``), which gives each
-group reward variance: the policy-gradient loss is non-zero and the actor's weights move. This is
-a test of the plumbing, not of learning.
+advantages would vanish. The rollout therefore answers with scripted responses
+(``engine_kwargs.vseek_hf``, :class:`~vseek_env.integrations.verl.cpu.rollout.ScriptedResponses`):
+right and wrong letters, with and without the think block, one tool call. Each group gets reward
+variance, the policy-gradient loss is non-zero and the actor's weights move (the run checks the
+saved actor against the initial weights). This tests the plumbing, not learning.
 
 Example:
     >>> from vseek_env.integrations.verl.cpu.smoke import main   # doctest: +SKIP
@@ -35,14 +36,17 @@ from typing import Sequence
 
 from vseek_env.integrations.verl import AGENT_LOOP_TARGET, AGENT_NAME
 
-# Responses the rollout substitutes for a fraction of requests: right and wrong letters, with and
-# without the think block, and one with no answer, so accuracy and format both vary in a group.
-SCRIPTED_RESPONSES = (
-    "<think>The marked object.</think>\n<answer>A</answer>",
+# What the rollout answers instead of sampling (see cpu.rollout.ScriptedResponses). Neighbours in
+# the first-turn ring always score differently under the paper reward (a tool call costs
+# parsimony; a missing think block costs format), so each GRPO group of 2 has reward variance;
+# letters are right for some samples and wrong for others. The tool call exercises a second turn.
+SCRIPTED_FIRST_TURN = (
+    '<think>Look closer.</think>\n<tool_call>{"name": "crop_video", "arguments": {"start_time": 0.0, "end_time": 1.0}}</tool_call>',
+    "<answer>A</answer>",
     "<think>The marked object.</think>\n<answer>B</answer>",
     "<answer>C</answer>",
-    "<think>Not sure.</think>",
 )
+SCRIPTED_FOLLOWUP = ("<think>Seen it.</think>\n<answer>A</answer>", "<think>Seen it.</think>\n<answer>B</answer>")
 
 # Env options sized for a 2-core machine: 2 overview frames of at most 112x112 (16 image tokens
 # each with patch 14, merge 2), 2 frames per crop, one tool round before the answer.
@@ -55,7 +59,7 @@ ENV_OPTIONS = {
 def overrides(out: Path, *, steps: int, kind: str) -> list[str]:
     """The Hydra overrides of ``verl.trainer.main_ppo`` for the CPU smoke run."""
     patch = 14 if kind == "qwen2_5_vl" else 16
-    scripted = json.dumps(list(SCRIPTED_RESPONSES))
+    first, followup = json.dumps(list(SCRIPTED_FIRST_TURN)), json.dumps(list(SCRIPTED_FOLLOWUP))
     return [
         "algorithm.adv_estimator=grpo",
         "algorithm.use_kl_in_reward=False",
@@ -92,10 +96,10 @@ def overrides(out: Path, *, steps: int, kind: str) -> list[str]:
         "actor_rollout_ref.rollout.agent.num_workers=1",
         f"actor_rollout_ref.rollout.agent.default_agent_loop={AGENT_NAME}",
         f"actor_rollout_ref.rollout.agent.agent_loop_config_path={out / 'agent_loops.yaml'}",
-        f"+actor_rollout_ref.rollout.engine_kwargs.vseek_hf.scripted_responses={scripted}",
-        "+actor_rollout_ref.rollout.engine_kwargs.vseek_hf.scripted_fraction=0.75",
-        "+actor_rollout_ref.rollout.engine_kwargs.vseek_hf.seed=0",
+        f"+actor_rollout_ref.rollout.engine_kwargs.vseek_hf.scripted_first_turn={first}",
+        f"+actor_rollout_ref.rollout.engine_kwargs.vseek_hf.scripted_followup={followup}",
         "trainer.device=cpu",
+        "trainer.v1.trainer_mode=vseek_sync",
         "trainer.n_gpus_per_node=1",
         "trainer.nnodes=1",
         "trainer.logger=[console,file]",
@@ -105,7 +109,10 @@ def overrides(out: Path, *, steps: int, kind: str) -> list[str]:
         "trainer.total_epochs=100",
         "trainer.val_before_train=False",
         "trainer.test_freq=-1",
-        "trainer.save_freq=-1",
+        # One checkpoint at the end, with a Hugging Face copy of the actor: the run compares it
+        # with the initial weights to prove the update reached the model.
+        f"trainer.save_freq={steps}",
+        "actor_rollout_ref.actor.checkpoint.save_contents=[hf_model]",
         f"trainer.default_local_dir={out / 'checkpoints'}",
         "ray_kwargs.ray_init.num_cpus=16",
         "+ray_kwargs.ray_init.num_gpus=1",
@@ -158,6 +165,21 @@ def read_metrics(path: Path) -> list[dict]:
     return steps
 
 
+def weight_change(initial: Path, checkpoint: Path) -> float | None:
+    """Largest absolute difference between the initial model and the saved actor (``None``: no checkpoint)."""
+    from safetensors.numpy import load_file
+
+    saved = sorted(checkpoint.glob("actor/huggingface/*.safetensors"))
+    if not saved:
+        return None
+    before = {k: v for f in sorted(initial.glob("*.safetensors")) for k, v in load_file(f).items()}
+    after = {k: v for f in saved for k, v in load_file(f).items()}
+    shared = sorted(set(before) & set(after))
+    if not shared:
+        return None
+    return max(float(abs(after[k].astype("float64") - before[k].astype("float64")).max()) for k in shared)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_cpu_smoke", description=__doc__.split("\n\n")[0])
     parser.add_argument("outdir", type=Path, help="where the model, data, logs and metrics go")
@@ -187,11 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "timing_s/step", "response_length/mean", "prompt_length/mean",
             ) if key in data
         }
+    summary["actor_weight_change"] = weight_change(out / "model", out / "checkpoints" / f"global_step_{args.steps}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     if proc.returncode != 0:
         print(f"main_ppo failed (exit {proc.returncode}); see {out / 'train.log'}", file=sys.stderr)
         return proc.returncode
+    if not summary["actor_weight_change"]:
+        print(f"the actor checkpoint of step {args.steps} equals the initial weights (or is missing)", file=sys.stderr)
+        return 1
     if len(steps) < args.steps:
         print(f"verl logged {len(steps)} step(s), expected {args.steps}; see {out / 'train.log'}", file=sys.stderr)
         return 1
