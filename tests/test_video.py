@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from videos import corrupted_copy, read_index, remux, truncated_copy, write_indexed_video
 
@@ -381,3 +381,14 @@ def test_a_stuck_decode_delays_only_readers_of_its_frames_and_only_once(videos, 
     assert [read_index(f) for f in finishes(video.read, [2]).frames] == [2]
     assert calls[4:] == [[2]]
     assert stuck.is_alive()
+
+
+@settings(max_examples=200, deadline=None)
+@given(height=st.integers(1, 5000), width=st.integers(1, 5000), budget=st.integers(28 * 28, 4_000_000),
+       factor=st.sampled_from([14, 28, 32]))
+def test_smart_resize_stays_on_the_grid_and_inside_the_budget(height, width, budget, factor):
+    if budget < factor * factor:
+        return
+    h, w = smart_resize(height, width, max_pixels=budget, min_pixels=factor * factor, factor=factor)
+    assert h % factor == 0 and w % factor == 0 and h >= factor and w >= factor
+    assert h * w <= budget  # thin frames too: a side clamped to one patch shrinks the other

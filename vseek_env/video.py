@@ -91,6 +91,11 @@ def smart_resize(
         scale = math.sqrt(height * width / max_pixels)
         h = max(factor, math.floor(height / scale / factor) * factor)
         w = max(factor, math.floor(width / scale / factor) * factor)
+        if h * w > max_pixels:  # a thin frame: one side clamped to a patch, shrink the other to fit
+            if h == factor:
+                w = max(factor, max_pixels // (h * factor) * factor)
+            else:
+                h = max(factor, max_pixels // (w * factor) * factor)
     elif h * w < min_pixels:
         scale = math.sqrt(min_pixels / (height * width))
         h = math.ceil(height * scale / factor) * factor

@@ -5,6 +5,8 @@
 # Every setting below can be overridden through its variable; extra Hydra overrides go after the script.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=frame_budget.sh
+. "$HERE/frame_budget.sh"   # PATCH_SIZE, MAX_PIXELS, TOKENS_PER_FRAME, OVERVIEW_FRAMES (as exported)
 
 MODEL=${MODEL:-Qwen/Qwen3-VL-8B-Instruct}
 DATA_DIR=${DATA_DIR:-data/vseek}
@@ -17,26 +19,28 @@ MAX_PROMPT=${MAX_PROMPT:-16384}
 MAX_RESPONSE=${MAX_RESPONSE:-4096}
 LR=${LR:-1e-6}
 KL_COEF=${KL_COEF:-0.001}
-PATCH_SIZE=${PATCH_SIZE:-16}
 TP=${TP:-1}
 GPU_MEMORY=${GPU_MEMORY:-0.6}
 OFFLOAD=${OFFLOAD:-False}
 # Images per request (vLLM's limit_mm_per_prompt): the prompt's overview frames + the visual-prompt
-# frame, plus as many tool frames as fit in the response. A frame at the rows' max_pixels budget
-# (256x256, see prepare_data.sh) costs 256*256 / 32^2 = 64 visual tokens with Qwen3-VL (patch 16 x
-# merge 2), so at most ceil(MAX_RESPONSE / 64) of them fit: 16 + 1 + 64 = 81 for 4096 tokens. Lower
-# resolution videos give cheaper frames; an episode that would exceed the limit is cut by the
-# vseek_agent loop (cut_by_length) instead of failing the request.
-OVERVIEW_FRAMES=${OVERVIEW_FRAMES:-16}
-TOKENS_PER_FRAME=${TOKENS_PER_FRAME:-64}
+# frame, plus as many tool frames as fit in the response. data.mm_processor_kwargs (below) keeps
+# every env frame at its size, so a frame costs at most TOKENS_PER_FRAME = MAX_PIXELS / PATCH_FACTOR^2
+# visual tokens (64 for 65536 pixels with Qwen3-VL) and at most ceil(MAX_RESPONSE / TOKENS_PER_FRAME)
+# of them fit: 16 + 1 + 64 = 81 for 4096 tokens. Non-square and low-resolution frames are cheaper;
+# an episode that would exceed the limit is cut by the vseek_agent loop (cut_by_length).
 LIMIT_IMAGES=${LIMIT_IMAGES:-$((OVERVIEW_FRAMES + 1 + (MAX_RESPONSE + TOKENS_PER_FRAME - 1) / TOKENS_PER_FRAME))}
 AGENT_WORKERS=${AGENT_WORKERS:-8}
 TOTAL_EPOCHS=${TOTAL_EPOCHS:-1}
 TOTAL_STEPS=${TOTAL_STEPS:-null}
+# vLLM reserves KV cache for max_model_len tokens; the model's own context (256K for Qwen3-VL) would
+# waste most of GPU memory. A trajectory never exceeds prompt + response.
+MAX_MODEL_LEN=${MAX_MODEL_LEN:-$((MAX_PROMPT + MAX_RESPONSE))}
 SAVE_FREQ=${SAVE_FREQ:-20}
 TEST_FREQ=${TEST_FREQ:-10}
 VAL_BEFORE_TRAIN=${VAL_BEFORE_TRAIN:-True}
 LOGGER=${LOGGER:-'["console","wandb"]'}
+# vseek_sync = verl's sync V1 trainer + the env's reward components (vseek/*) in every step's metrics.
+TRAINER_MODE=${TRAINER_MODE:-vseek_sync}
 PROJECT=${PROJECT:-vseek}
 EXPERIMENT=${EXPERIMENT:-qwen3vl_8b_grpo}
 REWARD_PY=${REWARD_PY:-$(python3 -c 'import vseek_env.integrations.verl.reward as m; print(m.__file__)')}
@@ -52,6 +56,8 @@ python3 -m verl.trainer.main_ppo \
     data.filter_overlong_prompts=False \
     data.truncation=error \
     data.image_patch_size=$PATCH_SIZE \
+    +data.mm_processor_kwargs.min_pixels=$((PATCH_FACTOR * PATCH_FACTOR)) \
+    +data.mm_processor_kwargs.max_pixels=$MAX_PIXELS \
     actor_rollout_ref.model.path=$MODEL \
     actor_rollout_ref.model.use_remove_padding=True \
     actor_rollout_ref.model.enable_gradient_checkpointing=True \
@@ -71,6 +77,7 @@ python3 -m verl.trainer.main_ppo \
     actor_rollout_ref.rollout.n=$ROLLOUT_N \
     actor_rollout_ref.rollout.tensor_model_parallel_size=$TP \
     actor_rollout_ref.rollout.gpu_memory_utilization=$GPU_MEMORY \
+    actor_rollout_ref.rollout.max_model_len=$MAX_MODEL_LEN \
     actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=1 \
     +actor_rollout_ref.rollout.limit_images=$LIMIT_IMAGES \
     actor_rollout_ref.rollout.agent.num_workers=$AGENT_WORKERS \
@@ -80,6 +87,7 @@ python3 -m verl.trainer.main_ppo \
     reward.custom_reward_function.name=compute_score \
     reward.reward_manager.name=naive \
     "trainer.logger=$LOGGER" \
+    trainer.v1.trainer_mode=$TRAINER_MODE \
     trainer.project_name=$PROJECT \
     trainer.experiment_name=$EXPERIMENT \
     trainer.nnodes=$NNODES \

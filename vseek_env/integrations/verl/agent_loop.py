@@ -37,6 +37,7 @@ from uuid import uuid4
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
 
+from vseek_env.integrations.verl.frames import frame_token_mismatch
 from vseek_env.integrations.verl.messages import to_chat_messages
 from vseek_env.integrations.verl.rows import AGENT_NAME, env_from_extra_info
 
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 # the first trajectory's keys, so every trajectory must report exactly the same ones.
 STAT_KEYS = (
     "score", "acc", "num_tool_calls", "num_tool_errors", "num_errors", "num_env_turns", "answered",
-    "terminated", "truncated", "cut_by_length", "num_images",
+    "terminated", "truncated", "cut_by_length", "num_images", "prompt_image_tokens",
 )
 
 
@@ -70,6 +71,20 @@ class VSeekAgentLoop(AgentLoopBase):
         # vLLM's limit_mm_per_prompt (verl sets it from rollout.limit_images); None: unbounded
         limit = getattr(self.rollout_config, "limit_images", None)
         self.limit_images = int(limit) if limit else None
+        self._frame_check_done = False
+
+    def _check_frame_tokens(self, token_ids: list[int], images: list) -> int:
+        """Visual tokens in the prompt; warns once if the processor resized the env's frames."""
+        image_token = getattr(self.processor, "image_token_id", None)
+        if image_token is None:
+            return 0
+        count = sum(1 for token in token_ids if token == image_token)
+        if not self._frame_check_done:
+            self._frame_check_done = True
+            problem = frame_token_mismatch(self.processor, images, count, self._get_mm_processor_kwargs())
+            if problem:
+                logger.warning("vseek_agent: %s", problem)
+        return count
 
     def _images_fit(self, n_images: int) -> bool:
         return self.limit_images is None or n_images <= self.limit_images
@@ -97,6 +112,7 @@ class VSeekAgentLoop(AgentLoopBase):
             )
         token_ids = await self.ct_build_initial_tokens(messages, images=images or None)
         prompt_length = len(token_ids)
+        prompt_image_tokens = self._check_frame_tokens(token_ids, images)
         response_mask: list[int] = []
         logprobs: list[float] = []
         num_turns = 1  # the prompt, counted the way verl's ToolAgentLoop counts it
@@ -167,7 +183,8 @@ class VSeekAgentLoop(AgentLoopBase):
         response_ids = token_ids[prompt_length:]
         n = self.response_length
         extra_info = episode_stats(
-            float(reward), components, trajectory, cut_by_length=cut_by_length, num_images=len(images)
+            float(reward), components, trajectory, cut_by_length=cut_by_length, num_images=len(images),
+            prompt_image_tokens=prompt_image_tokens,
         )
         return AgentLoopOutput(
             prompt_ids=token_ids[:prompt_length],
@@ -220,7 +237,9 @@ class WeightVersions:
         return {"min_global_steps": self.min_global_steps, "max_global_steps": self.max_global_steps}
 
 
-def episode_stats(reward: float, components: dict, trajectory, *, cut_by_length: bool, num_images: int) -> dict:
+def episode_stats(
+    reward: float, components: dict, trajectory, *, cut_by_length: bool, num_images: int, prompt_image_tokens: int = 0,
+) -> dict:
     """The per-trajectory scalars logged by verl: reward, its components and tool statistics."""
     tools = trajectory.tool_calls
     stats = {
@@ -236,6 +255,7 @@ def episode_stats(reward: float, components: dict, trajectory, *, cut_by_length:
         "truncated": float(trajectory.truncated),
         "cut_by_length": float(cut_by_length),
         "num_images": num_images,
+        "prompt_image_tokens": prompt_image_tokens,
     }
     stats.update({f"reward/{name}": float(value) for name, value in components.items()})
     return stats
