@@ -42,8 +42,8 @@ def compose_config(response_length: int, prompt_length: int = 8192):
 class ScriptedServer:
     """Stands in for verl's ``LLMServerClient``: replies with the next scripted text, as token ids."""
 
-    def __init__(self, tokenizer, script: list[str]):
-        self.tokenizer, self.script, self.calls = tokenizer, list(script), []
+    def __init__(self, tokenizer, script: list[str], first_step: int = 3):
+        self.tokenizer, self.script, self.calls, self.first_step = tokenizer, list(script), [], first_step
 
     async def generate(self, request_id, *, prompt_ids, sampling_params, image_data=None, video_data=None, **kwargs):
         from verl.workers.rollout.replica import TokenOutput
@@ -54,7 +54,11 @@ class ScriptedServer:
                            "mm_processor_kwargs": kwargs.get("mm_processor_kwargs")})
         text = self.script[min(len(self.calls), len(self.script)) - 1]
         ids = self.tokenizer.encode(text, add_special_tokens=False) + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
-        return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids), extra_fields={})
+        # What verl's rollout client adds to every result: the weight version (global step) that
+        # generated it; here the policy is updated between every two turns.
+        step = self.first_step + len(self.calls) - 1
+        versions = {"global_steps": step, "min_global_steps": step, "max_global_steps": step}
+        return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids), extra_fields=versions)
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +153,26 @@ def test_episode_tokens_mask_images_and_reward(processor, rows):
     assert out.extra_fields["crop_windows"] == [[2.0, 4.0]]
     assert out.num_turns == 1 + 3 + 2  # prompt + 3 responses + 2 observations
     assert out.response_logprobs is not None and len(out.response_logprobs) == len(out.response_ids)
+
+
+def test_trajectory_carries_the_weight_versions_it_was_generated_with(processor, rows):
+    """verl's V1 trainer builds an int array of every trajectory's min/max global steps (staleness
+    metrics) and fails on None; an episode spans its first turn's version to its last turn's."""
+    out, server = run_loop(processor, rows[0], [VIEW, CROP, ANSWER])
+    assert len(server.calls) == 3
+    assert out.extra_fields["min_global_steps"] == 3 and out.extra_fields["max_global_steps"] == 5
+
+
+def test_episode_stats_report_the_same_keys_for_every_trajectory(processor, rows):
+    from vseek_env.integrations.verl.agent_loop import STAT_KEYS
+
+    short, _ = run_loop(processor, rows[0], [ANSWER])
+    long, _ = run_loop(processor, rows[0], [GARBAGE, CROP, ANSWER])
+    for out in (short, long):
+        stats = out.extra_fields["reward_extra_info"]
+        assert set(STAT_KEYS) <= set(stats) and stats["acc"] == stats["reward/accuracy"]
+        assert stats["prompt_image_tokens"] > 0
+    assert set(short.extra_fields["reward_extra_info"]) == set(long.extra_fields["reward_extra_info"])
 
 
 def test_malformed_output_becomes_feedback_and_wrong_answer_scores_like_the_env(processor, rows):
