@@ -148,7 +148,7 @@ def test_main_ppo_runs_two_grpo_steps_on_cpu_and_moves_the_actor(tmp_path):
     out_dir = tmp_path / "smoke"
     proc = subprocess.run(
         ["bash", str(ROOT / "examples" / "verl" / "run_cpu_smoke.sh"), str(out_dir)],
-        capture_output=True, text=True, timeout=1500,
+        capture_output=True, text=True, timeout=1500, env={**os.environ, "PYTHON": sys.executable},
     )
     log_tail = (out_dir / "train.log").read_text()[-4000:] if (out_dir / "train.log").exists() else proc.stderr[-4000:]
     assert proc.returncode == 0, log_tail

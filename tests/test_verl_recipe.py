@@ -104,12 +104,13 @@ def test_a_misspelled_key_is_caught(tmp_path):
         compose(overrides + ["actor_rollout_ref.rollout.multi_turn.max_tool_call=3"])
 
 
-def prepare_data_env_options() -> dict:
-    """The default ENV_OPTIONS of prepare_data.sh, as the export will see them."""
-    text = (EXAMPLES / "prepare_data.sh").read_text()
-    match = re.search(r"^ENV_OPTIONS=\$\{ENV_OPTIONS:-'(.*)'\}$", text, re.M)
-    assert match, "prepare_data.sh sets no default ENV_OPTIONS"
-    return json.loads(match.group(1))
+def prepare_data_env_options(**env: str) -> dict:
+    """The ENV_OPTIONS prepare_data.sh exports with (from frame_budget.sh, as the shell expands it)."""
+    out = subprocess.run(
+        ["bash", "-c", f'. "{EXAMPLES / "frame_budget.sh"}" && printf "%s" "$ENV_OPTIONS"'],
+        env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=30,
+    )
+    return json.loads(out.stdout)
 
 
 @pytest.mark.parametrize("script", ["run_qwen3vl_8b_grpo.sh", "run_qwen3vl_2b_smoke.sh"])
@@ -126,3 +127,53 @@ def test_exported_episodes_fit_the_turn_and_image_limits(script, tmp_path):
     tokens_per_frame = env.max_pixels // grid**2
     worst = env.overview_frames + int(env.show_prompt_frame) + math.ceil(rollout.response_length / tokens_per_frame)
     assert rollout.limit_images >= worst
+
+
+@pytest.mark.parametrize("script", ["run_qwen3vl_8b_grpo.sh", "run_qwen3vl_2b_smoke.sh"])
+def test_export_and_training_share_one_frame_budget(script, tmp_path):
+    """The processor keeps the exported frames at their size; vLLM's context is the trajectory's."""
+    from vseek_env.config import EnvConfig
+    from vseek_env.integrations.verl.frames import processor_kwargs
+
+    for env in ({}, {"PATCH_SIZE": "14", "MAX_PIXELS": "50176"}):
+        options = EnvConfig.from_kwargs(**prepare_data_env_options(**env))
+        cfg = compose(script_overrides(script, tmp_path, **env))
+        assert options.patch_factor == cfg.data.image_patch_size * 2
+        assert dict(cfg.data.mm_processor_kwargs) == processor_kwargs(
+            max_pixels=options.max_pixels, patch_factor=options.patch_factor
+        )
+        rollout = cfg.actor_rollout_ref.rollout
+        assert rollout.max_model_len == rollout.prompt_length + rollout.response_length
+        assert cfg.trainer.v1.trainer_mode == "vseek_sync"
+
+
+def test_environment_variables_override_every_smoke_default(tmp_path):
+    cfg = compose(script_overrides(
+        "run_qwen3vl_2b_smoke.sh", tmp_path, TRAIN_BATCH="8", ROLLOUT_N="2", MINI_BATCH="2", TOTAL_STEPS="5",
+        MAX_RESPONSE="2048", GPUS_PER_NODE="2", LOGGER='["console","file"]',
+    ))
+    assert cfg.data.train_batch_size == 8 and cfg.actor_rollout_ref.rollout.n == 2
+    assert cfg.actor_rollout_ref.actor.ppo_mini_batch_size == 2 and cfg.trainer.total_training_steps == 5
+    assert cfg.actor_rollout_ref.rollout.response_length == 2048 and cfg.trainer.n_gpus_per_node == 2
+    assert list(cfg.trainer.logger) == ["console", "file"]
+
+
+def test_the_vseek_sync_trainer_is_verls_sync_trainer():
+    from verl.trainer.ppo.v1 import get_trainer_cls
+
+    assert issubclass(get_trainer_cls("vseek_sync"), get_trainer_cls("sync"))
+
+
+def test_cpu_smoke_overrides_compose_on_the_default_v1_path(tmp_path):
+    from vseek_env.integrations.verl.cpu.smoke import env_options, overrides
+    from vseek_env.integrations.verl.frames import processor_kwargs
+
+    for kind in ("qwen2_5_vl", "qwen3_vl"):
+        cfg = compose(overrides(tmp_path, steps=2, kind=kind))
+        assert cfg.trainer.use_v1 and cfg.trainer.v1.trainer_mode == "vseek_sync"
+        assert cfg.actor_rollout_ref.rollout.name == "vseek_hf"
+        frames = env_options(kind)
+        assert dict(cfg.data.mm_processor_kwargs) == processor_kwargs(
+            max_pixels=frames["max_pixels"], patch_factor=frames["patch_factor"]
+        )
+        assert list(cfg.trainer.logger) == ["console", "file"]

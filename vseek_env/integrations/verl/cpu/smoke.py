@@ -48,17 +48,23 @@ SCRIPTED_FIRST_TURN = (
 )
 SCRIPTED_FOLLOWUP = ("<think>Seen it.</think>\n<answer>A</answer>", "<think>Seen it.</think>\n<answer>B</answer>")
 
-# Env options sized for a 2-core machine: 2 overview frames of at most 112x112 (16 image tokens
-# each with patch 14, merge 2), 2 frames per crop, one tool round before the answer.
-ENV_OPTIONS = {
-    "max_turns": 2, "overview_frames": 2, "max_pixels": 112 * 112, "patch_factor": 28,
-    "crop_min_frames": 2, "crop_max_frames": 2, "max_frames_per_episode": 8,
-}
+PATCH_SIZES = {"qwen2_5_vl": 14, "qwen3_vl": 16}
+
+
+def env_options(kind: str) -> dict:
+    """Env options sized for a 2-core machine, on the model's grid: 2 overview frames of at most
+    4x4 merged patches (16 image tokens each), 2 frames per crop, one tool round before the answer."""
+    factor = 2 * PATCH_SIZES[kind]
+    return {
+        "max_turns": 2, "overview_frames": 2, "max_pixels": (4 * factor) ** 2, "patch_factor": factor,
+        "crop_min_frames": 2, "crop_max_frames": 2, "max_frames_per_episode": 8,
+    }
 
 
 def overrides(out: Path, *, steps: int, kind: str) -> list[str]:
     """The Hydra overrides of ``verl.trainer.main_ppo`` for the CPU smoke run."""
-    patch = 14 if kind == "qwen2_5_vl" else 16
+    patch = PATCH_SIZES[kind]
+    frames = env_options(kind)
     first, followup = json.dumps(list(SCRIPTED_FIRST_TURN)), json.dumps(list(SCRIPTED_FOLLOWUP))
     return [
         "algorithm.adv_estimator=grpo",
@@ -72,6 +78,9 @@ def overrides(out: Path, *, steps: int, kind: str) -> list[str]:
         "data.filter_overlong_prompts=False",
         "data.truncation=error",
         f"data.image_patch_size={patch}",
+        # The processor keeps the env's frames at their size (see integrations/verl/frames.py).
+        f"+data.mm_processor_kwargs.min_pixels={frames['patch_factor'] ** 2}",
+        f"+data.mm_processor_kwargs.max_pixels={frames['max_pixels']}",
         "data.dataloader_num_workers=0",
         f"actor_rollout_ref.model.path={out / 'model'}",
         "actor_rollout_ref.model.trust_remote_code=True",
@@ -147,7 +156,7 @@ def prepare(out: Path, *, kind: str) -> None:
         # synth:tiny labels needs_tools for a 16-frame overview; this run tests plumbing, not necessity.
         warnings.filterwarnings("ignore", message=".*label needs_tools.*", category=UserWarning)
         for split in ("train", "val"):
-            export_verl("synth:tiny", out / "data" / f"{split}.parquet", split=split, env_options=ENV_OPTIONS)
+            export_verl("synth:tiny", out / "data" / f"{split}.parquet", split=split, env_options=env_options(kind))
     (out / "agent_loops.yaml").write_text(
         f"- name: {AGENT_NAME}\n  _target_: {AGENT_LOOP_TARGET}\n  _convert_: all\n"
     )
