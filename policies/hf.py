@@ -221,20 +221,12 @@ class HFPolicy(Policy):
         )
 
 
-TIME_RESOLUTION = 1000.0  # metadata "frames" per second: true times to the millisecond
-
-
 def video_metadata(timestamps: list[float], fps: float):
-    """A transformers ``VideoMetadata`` whose ``frames_indices / fps`` are ``timestamps`` (ms) and
-    whose sampled rate (``len(indices) / total_num_frames * fps``) is the frames' rate ``fps``.
-
-    >>> m = video_metadata([0.5, 1.5, 2.5], 1.0)                         # doctest: +SKIP
-    >>> m.timestamps, round(m.sampled_fps, 3)                            # doctest: +SKIP
-    ([0.5, 1.5, 2.5], 1.0)
-    """
+    """``transformers.video_utils.VideoMetadata`` of :func:`vseek_env.video_part.video_metadata`."""
     from transformers.video_utils import VideoMetadata
 
-    indices = [int(round(t * TIME_RESOLUTION)) for t in timestamps]
-    duration = len(timestamps) / fps if fps > 0 else (max(timestamps) if timestamps else 0.0)
-    total = max(int(round(duration * TIME_RESOLUTION)), (max(indices) + 1) if indices else 1)
-    return VideoMetadata(total_num_frames=total, fps=TIME_RESOLUTION, duration=duration, frames_indices=indices)
+    from vseek_env.video_part import video_metadata as metadata
+
+    fields = metadata(timestamps, fps)
+    fields.pop("video_backend")
+    return VideoMetadata(**fields)

@@ -290,3 +290,88 @@ def test_paper_overview_fits_16384_tokens_on_qwen_processors(hw):
         assert (ph, pw) == (h, w)
         tokens = math.ceil(n / 2) * (ph // factor) * (pw // factor)
         assert tokens + text_tokens <= 16384
+
+
+# ------------------------------------------------------------------ eval, policies and exports
+def test_eval_prints_and_records_protocol_and_reward(small_dataset, tmp_path, capsys):
+    from vseek_env.cli import main
+
+    path = tmp_path / "small.jsonl"
+    from vseek_env.data.datasets import write_samples
+
+    write_samples(path, [dataclasses.replace(s, video=str(small_dataset.video_path(s))) for s in small_dataset.samples])
+    code = main(["eval", "--policy", "oracle", "--dataset", str(path), "--out", str(tmp_path / "run"), "--protocol", "paper",
+                 "--workers", "1", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "protocol paper, reward paper" in printed and '"scope": "trajectory"' in printed
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["protocol"] == "paper" and summary["reward_name"] == "paper"
+    assert summary["reward_spec"]["parsimony"] == {"weight": 0.05, "lam": 0.1} and summary["accuracy"] == 1.0
+
+
+def test_sft_exports_carry_the_video_and_replay(small_dataset, tmp_path):
+    from vseek_env.coldstart import export_sft, rejection_sample, run_rollouts, verify_export
+    from vseek_env.integrations.verl.rows import read_rows
+
+    rs = run_rollouts("oracle", small_dataset, tmp_path / "ro", k=1, env_args={"protocol": "paper"}, workers=1, progress=False)
+    kept, _ = rejection_sample(rs.records)
+    assert kept
+    opening = kept[0]["conversation"][0]
+    (video,) = [p for p in opening["content"] if p["type"] == "video"]
+    assert len(video["video"]) == len(video["timestamps"]) == 6 and all(p.endswith(".png") for p in video["video"])
+    parquet = export_sft(rs, kept, tmp_path / "sft" / "train.parquet", fmt="verl")
+    row = read_rows(parquet)[0]
+    assert row["messages"][0]["content"].count("<video>") == 1 and len(row["videos"][0]["video"]) == 6
+    sharegpt = export_sft(rs, kept, tmp_path / "lf" / "train.json", fmt="sharegpt")
+    entry = json.loads(sharegpt.read_text())[0]
+    assert len(entry["videos"]) == 1 and len(entry["videos"][0]) == 6
+    assert json.loads((tmp_path / "lf" / "dataset_info.json").read_text())["vseek_coldstart"]["columns"]["videos"] == "videos"
+    for path, fmt in ((parquet, "verl"), (sharegpt, "sharegpt")):
+        report = verify_export(path, fmt, dataset=small_dataset)
+        assert report.mismatches == [] and report.checked == len(kept)
+
+
+def _video_message(n: int = 4) -> list[dict]:
+    frames = [np.full((32, 64, 3), 40 * k, np.uint8) for k in range(n)]
+    return [{"role": "user", "content": [{"type": "text", "text": "Q"},
+                                         {"type": "video", "video": frames, "timestamps": [0.5 + k for k in range(n)], "fps": 1.0}]}]
+
+
+def test_openai_policy_sends_a_video_part_or_labelled_frames():
+    from vseek_env.policies.openai_chat import OpenAIChatPolicy
+
+    (msg,) = OpenAIChatPolicy(model="m", base_url="http://127.0.0.1:9/v1")._convert(_video_message())
+    kinds = [p["type"] for p in msg["content"]]
+    assert kinds == ["text", "video_url", "text"]
+    url = msg["content"][1]["video_url"]["url"]
+    assert url.startswith("data:video/jpeg;base64,") and url.count(",") == 4
+    assert "0.5, 1.5, 2.5, 3.5 seconds" in msg["content"][2]["text"]
+    (msg,) = OpenAIChatPolicy(model="m", base_url="http://127.0.0.1:9/v1", video_as="frames")._convert(_video_message())
+    assert [p["type"] for p in msg["content"]] == ["text"] + ["text", "image_url"] * 4
+    assert msg["content"][1]["text"] == "<0.5 seconds>"
+
+
+def test_hf_policy_hands_the_video_to_the_processor_with_true_times():
+    pytest.importorskip("transformers")
+    from vseek_env.policies.hf import HFPolicy
+
+    class Processor:
+        """Records what the policy asks of a Qwen-VL processor."""
+
+        def apply_chat_template(self, messages, **kw):
+            assert not kw.get("tokenize")
+            return "".join("<|video_pad|>" if p["type"] == "video" else p.get("text", "") for m in messages for p in m["content"])
+
+        def __call__(self, **kw):
+            self.kw = kw
+            return kw
+
+    policy = HFPolicy(model=object(), processor=Processor())
+    policy.messages = policy._convert(_video_message())
+    inputs = policy._video_inputs(policy._context())
+    (video,) = inputs["videos"]
+    assert video.shape == (4, 32, 64, 3) and inputs["text"] == ["Q<|video_pad|>"]
+    (meta,) = inputs["videos_kwargs"]["video_metadata"]
+    assert meta.timestamps == pytest.approx([0.5, 1.5, 2.5, 3.5]) and meta.sampled_fps == pytest.approx(1.0)
+    assert inputs["videos_kwargs"]["do_sample_frames"] is False and inputs["videos_kwargs"]["do_resize"] is False

@@ -43,6 +43,7 @@ from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
 from vseek_env.tools.worker import ToolTimeout, ToolWorker
 from vseek_env.trajectory import ToolRecord, Trajectory, Turn
 from vseek_env.video import FrameBatch, FrameCache, Video, VideoError, file_key, open_video, smart_resize
+from vseek_env.video_part import video_part
 
 IMAGE_PLACEHOLDER = "<image>"
 VIDEO_PLACEHOLDER = "<video>"
@@ -446,9 +447,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         return min(cfg.max_pixels, per_frame * cfg.patch_factor ** 2)
 
     def _video_part(self, frames: list[dict], duration: float) -> dict:
-        times = [float(f["time"]) for f in frames]
-        return {"type": "video", "video": [f["image"] for f in frames], "timestamps": times,
-                "fps": len(frames) / duration if duration > 0 else 1.0}
+        return video_part([f["image"] for f in frames], [f["time"] for f in frames], duration=duration)
 
     def _run_tool(self, name: str, arguments: dict, room: int) -> tuple[ToolRecord, ToolResult | None, str]:
         """Validate and run one call that may return at most ``room`` frames."""

@@ -42,6 +42,7 @@ from vseek_env.coldstart.conversation import (
     FORMATS,
     IMAGE_TOKEN,
     SHAREGPT_ROLE,
+    VIDEO_TOKEN,
     Exchange,
     exchange_from_record,
 )
@@ -185,7 +186,8 @@ def validate_sharegpt(entries, media_dir: str | os.PathLike | None = None) -> li
     even number of them (the last one is the response learned); ``function_call`` values are JSON
     objects (or lists of them) with ``name`` and ``arguments``; ``system`` and ``tools`` are
     strings; ``images`` is a list of paths, as many as ``<image>`` placeholders in the messages,
-    and each exists under ``media_dir`` when given.
+    ``videos`` a list of frame-path lists, as many as ``<video>`` placeholders, and each file exists
+    under ``media_dir`` when given.
     """
     problems: list[str] = []
     if not isinstance(entries, list):
@@ -224,8 +226,15 @@ def validate_sharegpt(entries, media_dir: str | os.PathLike | None = None) -> li
         placeholders = sum(m["value"].count(IMAGE_TOKEN) for m in convo)
         if placeholders != len(images):
             problems.append(f"{where}: {placeholders} {IMAGE_TOKEN} placeholders but {len(images)} images")
+        videos = entry.get("videos", [])
+        if not isinstance(videos, list) or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in videos):
+            problems.append(f"{where}: 'videos' must be a list of frame-path lists")
+            continue
+        n_videos = sum(m["value"].count(VIDEO_TOKEN) for m in convo)
+        if n_videos != len(videos):
+            problems.append(f"{where}: {n_videos} {VIDEO_TOKEN} placeholders but {len(videos)} videos")
         if media_dir is not None:
-            for p in images:
+            for p in images + [f for v in videos for f in v]:
                 if not (Path(media_dir) / p).is_file():
                     problems.append(f"{where}: image {p} does not exist under {media_dir}")
                     break
