@@ -3,6 +3,7 @@ default's named deviations from it."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -35,9 +36,8 @@ ANSWER_B = "<think>it moves right</think><answer>B</answer>"
 
 @pytest.fixture
 def paper(small_dataset):
-    env = VideoSeekerEnv(dataset=small_dataset, protocol="paper")
-    yield env
-    env.close()
+    with contextlib.closing(VideoSeekerEnv(dataset=small_dataset, protocol="paper")) as env:
+        yield env
 
 
 def test_paper_id_passes_check_env(small_dataset):
