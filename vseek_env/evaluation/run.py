@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -69,7 +70,8 @@ def _run_identity(spec: WorkerSpec, dataset_name: str, seed: int) -> dict:
     from vseek_env.config import EnvConfig
     from vseek_env.rewards import make_reward
 
-    config = EnvConfig.from_kwargs(**spec.env_args)  # the protocol's values under the explicit options
+    fields = {f.name for f in dataclasses.fields(EnvConfig)}  # render_mode etc. are env, not config, options
+    config = EnvConfig.from_kwargs(**{k: v for k, v in spec.env_args.items() if k in fields})
     reward = config.reward
     return redact_secrets({
         "policy": spec.policy, "policy_args": spec.policy_args, "dataset": dataset_name, "seed": seed,
