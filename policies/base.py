@@ -16,7 +16,8 @@ class Policy:
     """Maps an env observation and its ``info`` to the model's next response text.
 
     ``info["messages"]`` holds the turn as chat messages and ``info["frames"]`` the frames with their
-    times. ``info["sample"]`` is the ground truth; only oracle-style policies may read it.
+    times. The ground truth is not in ``info``; oracle-style policies read it from the env given to
+    :meth:`bind_env` (``env.sample``).
     """
 
     name: str = "policy"

@@ -7,6 +7,14 @@ templates), and the env's tool schemas are passed to ``apply_chat_template(tools
 hermes format is exactly our ``<tool_call>`` grammar). Generation is greedy unless
 ``temperature > 0``; the decoded new tokens are the response.
 
+A video part of the env (the ``paper`` protocol's overview) reaches the model as the video
+modality: a ``{"type": "video"}`` part in the chat, and the frames with a ``VideoMetadata`` whose
+``frames_indices / fps`` are the frames' true times (to the millisecond), so Qwen3-VL's processor
+writes those times into its ``<t seconds>`` labels and Qwen2.5-VL's gets the true sampling rate for
+its temporal position ids. The frames are not resized again (``video_resize=False``): they come at
+the env's pixel budget, multiples of its ``patch_factor``. Processing video needs the processors'
+video classes, which need torchvision.
+
 Policies built from the same model path share one loaded model (and serialise generation on it),
 so ``vseek eval --workers N`` does not load N copies.
 
@@ -74,6 +82,8 @@ class HFPolicy(Policy):
         tool_role: ``"user"`` (tool results as ``<tool_response>`` user turns) or ``"tool"``
             (role ``tool`` messages, for templates that render images in them).
         max_images: keep at most this many images in the context (oldest become ``[image omitted]``).
+        video_resize: let the video processor resize video frames (needed when the env's
+            ``patch_factor`` is not the model's patch size x merge size).
     """
 
     name = "hf"
@@ -93,7 +103,9 @@ class HFPolicy(Policy):
         max_images: int | None = None,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
+        video_resize: bool = False,
     ) -> None:
+        self.video_resize = video_resize
         if tool_role not in ("user", "tool"):
             raise ValueError(f"HFPolicy: tool_role must be 'user' or 'tool', got {tool_role!r}")
         if isinstance(model, str):
@@ -136,6 +148,8 @@ class HFPolicy(Policy):
         for m in env_messages:
             parts = [
                 {"type": "text", "text": p["text"]} if p["type"] == "text"
+                else {"type": "video", "video": list(p["video"]), "timestamps": list(p["timestamps"]), "fps": p["fps"]}
+                if p["type"] == "video"
                 else {"type": "image", "image": Image.fromarray(np.asarray(p["image"], dtype=np.uint8))}
                 for p in m["content"]
             ]
@@ -169,10 +183,14 @@ class HFPolicy(Policy):
     def _generate(self) -> str:
         import torch
 
-        inputs = self.processor.apply_chat_template(
-            self._context(), tools=self.tools or None, add_generation_prompt=True, tokenize=True,
-            return_dict=True, return_tensors="pt",
-        )
+        context = self._context()
+        if any(p["type"] == "video" for m in context for p in m["content"]):
+            inputs = self._video_inputs(context)
+        else:
+            inputs = self.processor.apply_chat_template(
+                context, tools=self.tools or None, add_generation_prompt=True, tokenize=True,
+                return_dict=True, return_tensors="pt",
+            )
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.temperature > 0}
         if self.temperature > 0:
             kwargs["temperature"] = self.temperature
@@ -188,3 +206,27 @@ class HFPolicy(Policy):
             output = self.model.generate(**inputs, **kwargs)
         new_tokens = output[:, inputs["input_ids"].shape[1]:]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
+
+    def _video_inputs(self, context: list[dict]):
+        """Processor inputs for a conversation with video parts: the template renders the text (one
+        video placeholder per video), the processor gets the images and videos in order."""
+        text = self.processor.apply_chat_template(context, tools=self.tools or None, add_generation_prompt=True, tokenize=False)
+        images = [p["image"] for m in context for p in m["content"] if p["type"] == "image"]
+        videos = [p for m in context for p in m["content"] if p["type"] == "video"]
+        return self.processor(
+            text=[text], images=images or None, videos=[np.stack(v["video"]) for v in videos],
+            videos_kwargs={"video_metadata": [video_metadata(v["timestamps"], v["fps"]) for v in videos],
+                           "do_sample_frames": False, "do_resize": self.video_resize},
+            return_tensors="pt",
+        )
+
+
+def video_metadata(timestamps: list[float], fps: float):
+    """``transformers.video_utils.VideoMetadata`` of :func:`vseek_env.video_part.video_metadata`."""
+    from transformers.video_utils import VideoMetadata
+
+    from vseek_env.video_part import video_metadata as metadata
+
+    fields = metadata(timestamps, fps)
+    fields.pop("video_backend")
+    return VideoMetadata(**fields)

@@ -21,7 +21,7 @@ import json
 import os
 from typing import Any
 
-from vseek_env.openai_api import ChatEndpoint, OpenAIAPIError, image_data_url, image_part
+from vseek_env.openai_api import ChatEndpoint, OpenAIAPIError, image_data_url, image_part, video_frames_part
 from vseek_env.policies.base import Policy
 
 __all__ = ["OpenAIChatPolicy", "OpenAIPolicyError", "image_data_url", "tool_calls_to_text"]
@@ -69,6 +69,10 @@ class OpenAIChatPolicy(Policy):
         native_tools: send the env's tool schemas as ``tools`` (``False``: text grammar only).
         timeout_s: per request; ``max_retries`` with exponential backoff from ``backoff_s``.
         jpeg_quality, max_image_side: how frames are encoded.
+        video_as: how a video part of the env (the ``paper`` protocol's overview) is sent:
+            ``"video_url"`` (one ``video_url`` part of JPEG frames, vLLM's frame-list form, followed by
+            a text line with the frames' true times, which that form cannot carry) or ``"frames"``
+            (one image per frame, each after its ``<t seconds>`` label: for APIs without video input).
     """
 
     name = "openai"
@@ -90,7 +94,11 @@ class OpenAIChatPolicy(Policy):
         max_image_side: int | None = None,
         extra_body: dict | None = None,
         seed: int | None = None,
+        video_as: str = "video_url",
     ) -> None:
+        if video_as not in ("video_url", "frames"):
+            raise ValueError(f"OpenAIChatPolicy: video_as must be 'video_url' or 'frames', got {video_as!r}")
+        self.video_as = video_as
         self.model = model
         self.base_url = (base_url or next((os.environ[k] for k in BASE_URL_ENV if os.environ.get(k)), None)
                          or "https://api.openai.com/v1").rstrip("/")
@@ -135,7 +143,22 @@ class OpenAIChatPolicy(Policy):
                 parts.append({"type": "text", "text": p["text"]})
             elif p["type"] == "image":
                 parts.append(image_part(p["image"], self.jpeg_quality, self.max_image_side))
+            elif p["type"] == "video":
+                parts += self._video_parts(p)
         return parts
+
+    def _video_parts(self, part: dict) -> list[dict]:
+        from vseek_env.protocol import format_number, format_timestamp_label
+
+        if self.video_as == "frames":
+            out: list[dict] = []
+            for image, t in zip(part["video"], part["timestamps"]):
+                out += [{"type": "text", "text": format_timestamp_label(t)},
+                        image_part(image, self.jpeg_quality, self.max_image_side)]
+            return out
+        times = ", ".join(format_number(t) for t in part["timestamps"])
+        return [video_frames_part(part["video"], self.jpeg_quality, self.max_image_side),
+                {"type": "text", "text": f"\n(The video's frames are at {times} seconds.)"}]
 
     def _convert(self, env_messages: list[dict]) -> list[dict]:
         """Env messages -> API messages.

@@ -1,4 +1,8 @@
-"""``OraclePolicy``: reads the ground truth in ``info["sample"]`` and answers correctly.
+"""``OraclePolicy``: reads the ground truth from the env it is bound to and answers correctly.
+
+The ground truth is not in the policy's ``info`` by default: :func:`~vseek_env.runner.run_episode`
+binds the unwrapped env (``bind_env``) and the oracle reads ``env.sample``; an env made with
+``info_ground_truth=True`` also works without binding (``info["sample"]``).
 
 With ``use_tool=True`` (default) it first crops the evidence window (or views the visual prompt when
 a sample has no evidence window), so oracle episodes also exercise the tools.
@@ -34,12 +38,23 @@ class OraclePolicy(Policy):
     def __init__(self, use_tool: bool = True) -> None:
         self.use_tool = use_tool
         self._called = False
+        self._env = None
+
+    def bind_env(self, env) -> None:
+        self._env = getattr(env, "unwrapped", env)
+
+    def _truth(self, info: dict):
+        sample = info.get("sample") or getattr(self._env, "sample", None)
+        if sample is None:
+            raise RuntimeError("OraclePolicy needs the ground truth: bind it to the env (run_episode does, or call "
+                               "policy.bind_env(env)) or make the env with info_ground_truth=True")
+        return sample
 
     def reset(self, seed: int | None = None) -> None:
         self._called = False
 
     def act(self, observation: dict, info: dict) -> str:
-        sample = info["sample"]
+        sample = self._truth(info)
         if self.use_tool and not self._called:
             self._called = True
             duration = float(info.get("video", {}).get("duration") or sample.duration or 0.0)

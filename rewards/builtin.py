@@ -6,8 +6,10 @@ name           range    value
 accuracy       [0, 1]   rule match by answer kind (letter / option text, numeric, tIoU, box IoU, exact /
                         numeric / fuzzy text); open answers the rule misses go to the LLM judge when
                         configured (1 / 0.5 / 0), falling back to the rule if it fails
-format         [0, 1]   1 when every response follows the grammar and the episode ended in an answer
-parsimony      [0, 1]   ``max(0, 1 - lam * N)``, N = tool calls that ran
+format         [0, 1]   ``scope="trajectory"`` (the paper's): 1 when the whole rollout reads
+                        think -> (tool call -> think)* -> answer; ``scope="response"``: 1 when every
+                        response follows the grammar and the episode ended in an answer
+parsimony      [0, 1]   ``max(0, 1 - lam * N)``, N = every tool invocation, failed ones included
 temporal_iou   [0, 1]   IoU of the answered span with the true span (``span`` samples; else 0)
 crop_iou       [0, 1]   IoU of the union of cropped windows with the evidence window (0 when none)
 spatial_iou    [0, 1]   IoU of the answered box with the target's box at ``answer_time`` (``box`` samples)
@@ -25,6 +27,7 @@ from vseek_env.rewards.matching import box_iou, interval_iou, intervals_iou, mat
 from vseek_env.rewards.registry import RewardOutput, register_reward
 
 PARSIMONY_LAMBDA = 0.1  # the paper does not give λ; 0.1 makes 10 calls worth the whole term
+FORMAT_SCOPES = ("trajectory", "response")
 
 
 def _check_accuracy(options: dict) -> None:
@@ -92,12 +95,27 @@ def accuracy(
                                        "judge_fallbacks_total": llm.stats.snapshot()["fallbacks"]})
 
 
-@register_reward("format", range=(0.0, 1.0))
-def format_reward(sample, trajectory) -> RewardOutput:
-    """1 when every response follows the grammar and the episode ended with an answer."""
-    bad = sum(not turn.parsed.well_formed for turn in trajectory.turns)
-    ok = bool(trajectory.turns) and trajectory.answer is not None and bad == 0
-    return RewardOutput(float(ok), {"malformed_turns": bad})
+def _check_format(options: dict) -> None:
+    if options.get("scope", "response") not in FORMAT_SCOPES:
+        raise ValueError(f"format option scope must be one of {FORMAT_SCOPES}, got {options.get('scope')!r}")
+
+
+@register_reward("format", range=(0.0, 1.0), validate=_check_format)
+def format_reward(sample, trajectory, *, scope: str = "response") -> RewardOutput:
+    """Whether the rollout follows the response grammar and ends with an answer.
+
+    ``scope="response"``: every response is well formed on its own (``<think>`` then tool calls, or
+    ``<think>`` then one answer). ``scope="trajectory"`` (the paper's): the responses read in order
+    are think -> (tool call -> think)* -> answer, i.e. additionally every response before the last
+    holds exactly one tool call and only the last one answers.
+    """
+    turns = trajectory.turns
+    bad = sum(not turn.parsed.well_formed for turn in turns)
+    ok = bool(turns) and trajectory.answer is not None and bad == 0
+    if scope == "trajectory":
+        # well_formed already holds per response; the pattern adds one call per response before the answer
+        ok = ok and all(len(t.parsed.tool_calls) == 1 for t in turns[:-1])
+    return RewardOutput(float(ok), {"malformed_turns": bad, "scope": scope})
 
 
 def _check_parsimony(options: dict) -> None:
@@ -108,15 +126,17 @@ def _check_parsimony(options: dict) -> None:
 
 @register_reward("parsimony", range=(0.0, 1.0), validate=_check_parsimony)
 def parsimony(sample, trajectory, *, lam: float = PARSIMONY_LAMBDA) -> RewardOutput:
-    """``max(0, 1 - lam * N)`` with N the tool calls that ran, for episodes that end with an answer.
+    """``max(0, 1 - lam * N)`` with N every tool invocation of the rollout, for episodes that end with an answer.
 
-    An episode without an answer scores 0: otherwise a policy that never answers would still earn
-    the parsimony share of the reward. Failed calls are the format term's business.
+    Failed invocations count (bad arguments, out-of-range windows, unknown tools, calls over the
+    per-response limit): were they free, a policy could spam them. An episode without an answer
+    scores 0: otherwise a policy that never answers would still earn the parsimony share.
     """
-    n = trajectory.num_tool_calls
+    n = len(trajectory.tool_calls)
+    metrics = {"num_invocations": n, "num_tool_calls": trajectory.num_tool_calls, "answered": trajectory.answer is not None}
     if trajectory.answer is None:
-        return RewardOutput(0.0, {"num_tool_calls": n, "answered": False})
-    return RewardOutput(max(0.0, 1.0 - float(lam) * n), {"num_tool_calls": n, "answered": True})
+        return RewardOutput(0.0, metrics)
+    return RewardOutput(max(0.0, 1.0 - float(lam) * n), metrics)
 
 
 @register_reward("temporal_iou", range=(0.0, 1.0))

@@ -164,15 +164,28 @@ def available_rewards() -> list[str]:
     return sorted(set(_REGISTRY) | set(_entry_points()))
 
 
-PRESETS: dict[str, dict[str, float]] = {
+# Presets: ``{name: weight}`` or ``{name: {"weight": w, **options}}``, as the dict spec.
+_PAPER_TERMS: dict[str, Any] = {
+    "accuracy": 0.8,
+    # the paper's format term: the whole rollout follows think -> (tool call -> think)* -> answer
+    "format": {"weight": 0.15, "scope": "trajectory"},
+    # every invocation counts, failed ones too; the paper does not give lambda
+    "parsimony": {"weight": 0.05, "lam": 0.1},
+}
+PRESETS: dict[str, dict[str, Any]] = {
     # The paper's mix (VideoSeeker §3.3): 0.8 accuracy + 0.15 format + 0.05 parsimony.
-    "paper": {"accuracy": 0.8, "format": 0.15, "parsimony": 0.05},
+    "paper": _PAPER_TERMS,
+    # The paper's mix for open-ended answers (its RL data): accuracy by the LLM judge (1 / 0.5 / 0;
+    # VSEEK_JUDGE_BASE_URL required), the rule when the judge fails. Pair with open_ended=True.
+    "paper_open": {**_PAPER_TERMS, "accuracy": {"weight": 0.8, "judge": True, "judge_kinds": ["open", "choice"]}},
+    # The env's default: the same weights, format judged per response (several calls in one
+    # response allowed), parsimony counting every invocation.
+    "default": {"accuracy": 0.8, "format": {"weight": 0.15, "scope": "response"}, "parsimony": {"weight": 0.05, "lam": 0.1}},
     # What the paper's released code actually optimises (verl/custom_rewards/vl_agent_v2p.py).
     "paper_code": {"accuracy": 0.8, "format": 0.2},
     "accuracy": {"accuracy": 1.0},
     # The paper's mix plus the grounding terms, logged but not summed.
-    "paper_logged": {"accuracy": 0.8, "format": 0.15, "parsimony": 0.05,
-                     "crop_iou": 0.0, "temporal_iou": 0.0, "spatial_iou": 0.0},
+    "paper_logged": {**_PAPER_TERMS, "crop_iou": 0.0, "temporal_iou": 0.0, "spatial_iou": 0.0},
 }
 
 
@@ -258,6 +271,21 @@ def _spec_value(value: Any) -> Any:
     return value
 
 
+def _add_terms(spec: Mapping[str, Any], weights: dict[str, float], options: dict[str, dict[str, Any]]) -> None:
+    """Merge ``{name: weight | {"weight": w, **options}}`` into ``weights`` / ``options`` (later wins;
+    an option dict without a weight keeps the term's earlier weight and adds to its options)."""
+    for name, value in spec.items():
+        if isinstance(value, Mapping):
+            value = dict(value)
+            if "weight" in value:
+                weights[name] = value.pop("weight")
+            elif name not in weights:
+                raise ValueError(f"reward {name!r}: give a 'weight' in {{'weight': w, ...options}}")
+            options[name] = {**options.get(name, {}), **value}
+        else:
+            weights[name] = value
+
+
 def make_reward(spec: Any) -> CompositeReward:
     """A :class:`CompositeReward` from a preset name, a reward name, a spec dict, or a CompositeReward.
 
@@ -267,28 +295,19 @@ def make_reward(spec: Any) -> CompositeReward:
         return spec
     if isinstance(spec, str):
         if spec in PRESETS:
-            return CompositeReward(PRESETS[spec])
+            return make_reward({"preset": spec})
         get_reward(spec)  # a clear error naming presets and rewards
         return CompositeReward({spec: 1.0})
     if isinstance(spec, Mapping):
         spec = dict(spec)
         weights: dict[str, float] = {}
+        options: dict[str, dict[str, Any]] = {}
         if "preset" in spec:
             preset = spec.pop("preset")
             if preset not in PRESETS:
                 raise KeyError(f"unknown reward preset {preset!r}; presets: {sorted(PRESETS)}")
-            weights.update(PRESETS[preset])
-        options: dict[str, dict[str, Any]] = {}
-        for name, value in spec.items():
-            if isinstance(value, Mapping):
-                value = dict(value)
-                if "weight" in value:
-                    weights[name] = value.pop("weight")
-                elif name not in weights:
-                    raise ValueError(f"reward {name!r}: give a 'weight' in {{'weight': w, ...options}}")
-                options[name] = value
-            else:
-                weights[name] = value
+            _add_terms(PRESETS[preset], weights, options)
+        _add_terms(spec, weights, options)
         return CompositeReward(weights, options)
     raise TypeError(
         f"reward must be a preset name {sorted(PRESETS)}, a reward name, a spec dict "

@@ -47,7 +47,7 @@ def test_compute_score_equals_the_env_reward(small_dataset, episode, special_tok
         _, reward, terminated, truncated, info = env.step(response)
         tool_texts.append([r["text"] for r in info["tool_results"]])
     assert terminated
-    sample = info["sample"]
+    sample = env.sample
     out = compute_score("vseek", verl_transcript(EPISODES[episode], tool_texts, special_tokens), sample.answer,
                         {"sample": sample.to_dict()}, reward=SPEC)
     assert out["score"] == pytest.approx(reward)

@@ -27,6 +27,9 @@ class LoggingTruthPolicy(Policy):
     def __init__(self, log: str, kill_file: str | None = None) -> None:
         self.log, self.kill_file = Path(log), kill_file
 
+    def bind_env(self, env):
+        self.env = env
+
     def reset(self, seed=None):
         self.turn = 0
 
@@ -43,7 +46,7 @@ class LoggingTruthPolicy(Policy):
             return '<think>look</think><tool_call>{"name": "crop_video", "arguments": {"start_time": 0, "end_time": 3}}</tool_call>'
         from vseek_env.policies.oracle import format_answer
 
-        return f"<think>known</think><answer>{format_answer(info['sample'])}</answer>"
+        return f"<think>known</think><answer>{format_answer(self.env.sample)}</answer>"
 
 
 class FixedAnswerPolicy(Policy):

@@ -45,6 +45,7 @@ class NoGroundTruth(dict):
 
 
 def play(env, policy, sample_id, *, hide_truth=True):
+    policy.bind_env(env.unwrapped)
     obs, info = env.reset(seed=0, options={"sample_id": sample_id})
     policy.reset(0)
     done = False

@@ -12,7 +12,7 @@ from gymnasium.envs.registration import register, registry
 
 __version__ = "0.1.0"
 
-ENV_IDS = ("VideoSeeker-v0", "VideoSeeker-tiny-v0", "VideoSeeker-long-v0", "VideoSeeker-zoom-v0")
+ENV_IDS = ("VideoSeeker-v0", "VideoSeeker-tiny-v0", "VideoSeeker-long-v0", "VideoSeeker-zoom-v0", "VideoSeeker-paper-v0")
 
 
 def _register() -> None:
@@ -22,6 +22,8 @@ def _register() -> None:
         "VideoSeeker-tiny-v0": {"dataset": "synth:tiny"},
         "VideoSeeker-long-v0": {"dataset": "synth:long"},
         "VideoSeeker-zoom-v0": {"dataset": "synth:default", "tools": ("view_visual_prompt", "crop_video", "zoom_in")},
+        # The paper's protocol (EnvConfig PROTOCOLS["paper"]); protocol="paper" applies it to any dataset.
+        "VideoSeeker-paper-v0": {"dataset": "synth:default", "protocol": "paper"},
     }
     for env_id, kwargs in specs.items():
         if env_id not in registry:

@@ -1,9 +1,16 @@
-"""`EnvConfig`: every knob of an episode, with the defaults of the paper's setting.
+"""`EnvConfig`: every knob of an episode, and the protocols (named presets of knobs).
+
+The defaults are this project's choices (``protocol="default"``); ``protocol="paper"`` is the
+VideoSeeker paper's setting (see :data:`PROTOCOLS` and README's "paper vs default" table). Explicit
+keywords override a protocol's values.
 
 Example:
     >>> cfg = EnvConfig(max_turns=4, tools=("crop_video",))
     >>> cfg.replace(error_budget=1).error_budget
     1
+    >>> paper = EnvConfig.from_kwargs(protocol="paper")
+    >>> paper.overview_fps, paper.overview_frames, paper.max_tool_calls_per_turn, paper.show_prompt_frame
+    (1.0, 256, 1, False)
 """
 
 from __future__ import annotations
@@ -14,19 +21,71 @@ from typing import Any
 
 from vseek_env.tools import DEFAULT_TOOLS, TOOLS
 
+# The paper's setting (arXiv 2605.16079 and its released code); every field differs from the default
+# for a reason given in README's "paper vs default" table.
+PAPER_PROTOCOL: dict[str, Any] = {
+    "overview_fps": 1.0,  # the video at 1 fps ...
+    "overview_frames": 256,  # ... at most 256 frames (appendix C)
+    "overview_as_video": True,  # fed as the video modality, not as separate images
+    "overview_max_tokens": 14336,  # keeps the prompt inside the paper's 16,384 tokens (text takes the rest)
+    "max_pixels": 112896,  # pixels per frame (appendix C); crop frames are 336x336 in the released tool
+    "patch_factor": 32,  # Qwen3-VL (patch 16 x merge 2), the paper's base model
+    "show_prompt_frame": False,  # the marked frame only through view_visual_prompt
+    "reveal_prompt_time": False,  # ... and without its time
+    "max_tool_calls_per_turn": 1,  # verl's tool agent loop runs one call per response
+    "last_turn_hint": False,  # no "answer now" nudge
+    "crop_clamp": False,  # a window past the video's end is an error, not clamped
+    "prompt_style": "paper",  # format instructions at the top of the user text, no system message
+    "obs_frames": 256,  # the overview must fit in one observation
+    "obs_frame_size": (64, 64),  # 256 thumbnails of 64x64 keep the array observation at 3 MB
+    "reward": "paper",
+}
+PROTOCOLS: dict[str, dict[str, Any]] = {"default": {}, "paper": PAPER_PROTOCOL}
+PROMPT_STYLES = ("default", "paper")
+
+
+def token_units(n_frames: int, as_video: bool) -> int:
+    """Frame groups that each cost ``(h / f) * (w / f)`` tokens: Qwen-VL merges video frames in pairs."""
+    return (n_frames + 1) // 2 if as_video else n_frames
+
 
 @dataclass(frozen=True)
 class EnvConfig:
     """Episode settings. Pass any field as a keyword to ``gym.make("VideoSeeker-v0", ...)``.
 
     Attributes:
+        protocol: the preset the other fields started from (``"default"`` or ``"paper"``, see
+            :data:`PROTOCOLS`); recorded so runs can say which protocol they ran.
         tools: names of the tools offered (see :data:`vseek_env.tools.TOOLS`).
         max_turns: model responses per episode: ``max_turns - 1`` tool rounds plus the answer
             turn (the paper allows 5 tool rounds, hence 6). A non-answer on the last turn truncates.
         error_budget: responses with errors tolerated; one more truncates the episode.
-        overview_frames: frames of the uniform overview in the first observation.
+        overview_frames: frames of the uniform overview in the first observation (the most frames
+            when ``overview_fps`` is set).
+        overview_fps: ``None``: exactly ``overview_frames`` frames spread over the video; a rate:
+            that many frames a second, at most ``overview_frames`` (spread over the video when it
+            is longer), as the paper's 1 fps / 256 frames.
+        overview_as_video: offer the overview in ``info["messages"]`` as one video content part
+            (``{"type": "video", "video": [frames], "timestamps": [...], "fps": rate}``) instead of
+            one image part per frame: Qwen-VL processors merge frame pairs, about half the tokens.
+        overview_max_tokens: cap on the overview's vision tokens, counted as a Qwen-VL video
+            (``ceil(n / 2) * (h / patch_factor) * (w / patch_factor)``; as images, twice that);
+            frames are made smaller, never fewer, to fit. ``None``: no cap.
         show_prompt_frame: include the visual-prompt frame in the first observation; if False the
             model must call ``view_visual_prompt`` to see it.
+        reveal_prompt_time: ``view_visual_prompt`` says at which time the marked frame is (and labels
+            it so); the paper's tool shows the frame only.
+        last_turn_hint: tell the model on its last turn that it must answer now.
+        crop_clamp: clamp ``crop_video`` windows to the video; if False a window that starts before
+            0 or ends after the video's end is an ``out_of_range`` error (the paper's tool).
+        prompt_style: ``"default"`` (a system message with the grammar and tools) or ``"paper"``
+            (the paper's structure: the output-format instruction at the top of the first user
+            text, the question, then how to look at the marked frame; no system message).
+        open_ended: turn choice questions into open-ended ones (the correct option's text is the
+            answer, :func:`vseek_env.data.open_ended.to_open_ended`), as the paper's RL data.
+        info_ground_truth: put the episode's :class:`~vseek_env.data.Sample` (the answer) in every
+            ``info`` as ``info["sample"]``. Off by default: ground truth stays out of the policy's
+            way; oracles and evaluation read ``env.unwrapped.sample``.
         crop_fps, crop_min_frames, crop_max_frames: the ``crop_video`` sampling rule.
         max_pixels, patch_factor: per-frame pixel budget; sides are multiples of ``patch_factor``.
         max_tool_calls_per_turn: further calls in one response are dropped with an error.
@@ -51,11 +110,21 @@ class EnvConfig:
             recorded in ``info["skipped"]``) instead of raising.
     """
 
+    protocol: str = "default"
     tools: tuple[str, ...] = DEFAULT_TOOLS
     max_turns: int = 6
     error_budget: int = 3
     overview_frames: int = 16
+    overview_fps: float | None = None
+    overview_as_video: bool = False
+    overview_max_tokens: int | None = None
     show_prompt_frame: bool = True
+    reveal_prompt_time: bool = True
+    last_turn_hint: bool = True
+    crop_clamp: bool = True
+    prompt_style: str = "default"
+    open_ended: bool = False
+    info_ground_truth: bool = False
     crop_fps: float = 1.0
     crop_min_frames: int = 4
     crop_max_frames: int = 64
@@ -68,12 +137,21 @@ class EnvConfig:
     obs_frame_size: tuple[int, int] = (160, 160)
     max_text_chars: int = 65536
     compat_paths: bool = False
-    reward: Any = "paper"
+    reward: Any = "default"
     skip_bad_samples: bool = False
     diagnostics: bool = False
     tool_timeout_s: float | None = 60.0
 
     def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"EnvConfig.protocol: unknown protocol {self.protocol!r}; choose from {sorted(PROTOCOLS)}")
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"EnvConfig.prompt_style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
+        if self.overview_fps is not None and not self.overview_fps > 0:
+            raise ValueError(f"EnvConfig.overview_fps must be positive or None, got {self.overview_fps}")
+        if self.overview_max_tokens is not None and self.overview_max_tokens < token_units(self.overview_frames, self.overview_as_video):
+            raise ValueError(f"EnvConfig.overview_max_tokens={self.overview_max_tokens} cannot hold {self.overview_frames} "
+                             "overview frames (one token per frame group at least); raise it or lower overview_frames")
         for name in self.tools:
             if name not in TOOLS:
                 raise ValueError(f"EnvConfig.tools: unknown tool {name!r}; choose from {sorted(TOOLS)}")
@@ -97,11 +175,27 @@ class EnvConfig:
             )
 
     def replace(self, **changes: Any) -> "EnvConfig":
+        """A copy with ``changes``; a new ``protocol`` brings its preset's values (``changes`` win)."""
+        if "protocol" in changes and changes["protocol"] != self.protocol:
+            if changes["protocol"] not in PROTOCOLS:
+                raise ValueError(f"unknown protocol {changes['protocol']!r}; choose from {sorted(PROTOCOLS)}")
+            changes = {**PROTOCOLS[changes["protocol"]], **changes}
+        if "tools" in changes:
+            changes["tools"] = tuple(changes["tools"])
+        if "obs_frame_size" in changes:
+            changes["obs_frame_size"] = tuple(changes["obs_frame_size"])
         return dataclasses.replace(self, **changes)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "EnvConfig":
-        """Build from keywords, with an error naming any unknown one."""
+        """Build from keywords, with an error naming any unknown one.
+
+        ``protocol="paper"`` starts from :data:`PROTOCOLS` ``["paper"]``; the other keywords override it.
+        """
+        protocol = kwargs.get("protocol", "default")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
+        kwargs = {**PROTOCOLS[protocol], **kwargs}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - names)
         if unknown:

@@ -28,7 +28,7 @@ import numpy as np
 from gymnasium import spaces
 from PIL import Image
 
-from vseek_env.config import EnvConfig
+from vseek_env.config import EnvConfig, token_units
 from vseek_env.data import Dataset, Sample, load_dataset
 from vseek_env.protocol import (
     ErrorCode,
@@ -43,8 +43,10 @@ from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
 from vseek_env.tools.worker import ToolTimeout, ToolWorker
 from vseek_env.trajectory import ToolRecord, Trajectory, Turn
 from vseek_env.video import FrameBatch, FrameCache, Video, VideoError, file_key, open_video, smart_resize
+from vseek_env.video_part import video_part
 
 IMAGE_PLACEHOLDER = "<image>"
+VIDEO_PLACEHOLDER = "<video>"
 
 _ANSWER_INSTRUCTIONS = {
     "choice": "Answer with the letter of the correct option.",
@@ -77,7 +79,13 @@ class VideoSeekerEnv(gym.Env[dict, str]):
     frame index or ``None``), ``parsed``, ``tool_results``,
     ``errors``, ``error_count``, ``video``, ``state_key`` (and ``cache`` counters with
     ``diagnostics=True``); at the end ``reward_components``,
-    ``reward_metrics``, ``trajectory``. ``sample`` is the ground truth, for oracles and evaluation only.
+    ``reward_metrics``, ``trajectory``. The ground truth is not in ``info`` (unless
+    ``info_ground_truth=True``): oracles and evaluation read :attr:`sample` of the unwrapped env.
+
+    With ``overview_as_video`` the overview is one message part
+    ``{"type": "video", "video": [H x W x 3 arrays], "timestamps": [seconds], "fps": frames per
+    second}`` (true presentation times; ``fps`` is the rate they were sampled at); ``info["frames"]``
+    still lists every frame, in message order, and the observation text shows ``<video>`` once.
     """
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 1}
@@ -97,11 +105,16 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         self.render_mode = render_mode
         self.config = config.replace(**options) if config is not None else EnvConfig.from_kwargs(**options)
         self.dataset: Dataset = load_dataset(dataset)
+        if self.config.open_ended:
+            from vseek_env.data.open_ended import to_open_ended
+
+            ds = self.dataset
+            self.dataset = Dataset(f"{ds.name}:open", [to_open_ended(s) for s in ds.samples], root=ds.root)
         self.frame_cache = frame_cache
         self.tools = {name: get_tool(name) for name in self.config.tools}
         self.reward_fn = make_reward(self.config.reward)
         self.system_prompt = build_system_prompt(
-            [tool.prompt_text(self.config.compat_paths) for tool in self.tools.values()]
+            [tool.prompt_text(self.config.compat_paths) for tool in self.tools.values()], style=self.config.prompt_style
         )
         cfg = self.config
         h, w = cfg.obs_frame_size
@@ -120,6 +133,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         self._video: Video | None = None
         self._worker: ToolWorker | None = None
         self._sample: Sample | None = None
+        self._prompt_frames: tuple = ()
         self._last_frames: list[dict] = []
         self.trajectory = Trajectory()
         self.conversation: list[dict] = []
@@ -180,20 +194,31 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             {"time": float(t), "image": f, "source": "overview", "index": int(i)}
             for f, t, i in zip(overview.frames, overview.times, overview.indices)
         ]
+        n_overview = len(frames)
         if self.config.show_prompt_frame:
-            frames.append({"time": self._prompt_time, "image": self._prompt_frame, "source": "prompt", "index": None})
-        user_text = self._question_text(sample, video, len(overview.times))
-        parts = [{"type": "text", "text": user_text}]
-        parts += self._frame_parts(frames[: len(overview.times)])
+            frames += [{"time": self._prompt_time if k == 0 else None, "image": image, "source": "prompt", "index": None}
+                       for k, image in enumerate(self._prompt_frames or (self._prompt_frame,))]
+        paper_style = self.config.prompt_style == "paper"
+        parts = [{"type": "text", "text": (self.system_prompt + "\n\n" if paper_style else "")
+                  + self._question_text(sample, video, n_overview, before=not paper_style)}]
+        if self.config.overview_as_video:
+            parts.append(self._video_part(frames[:n_overview], video.duration))
+        else:
+            parts += self._frame_parts(frames[:n_overview])
+        if paper_style:
+            parts.append({"type": "text", "text": "\n" + self._question_lines(sample, video)})
         if self.config.show_prompt_frame:
             parts.append({"type": "text", "text": "\nThe visual-prompt frame:"})
-            parts += self._frame_parts(frames[len(overview.times):])
-        else:
-            parts.append({"type": "text", "text": "\nCall view_visual_prompt to see the frame where the target is marked."})
-        messages = [
-            {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]},
-            {"role": "user", "content": parts},
-        ]
+            parts += self._frame_parts(frames[n_overview:])
+        elif "view_visual_prompt" in self.tools:
+            parts.append({"type": "text", "text": "\nThe target of the question is marked with a visual prompt on a frame "
+                          "that is not shown here: call view_visual_prompt to see it."})
+        if paper_style and "crop_video" in self.tools:
+            parts.append({"type": "text", "text": " To watch part of the video more closely, call crop_video with a start "
+                          "and an end time in seconds."})
+        messages = [{"role": "user", "content": parts}]
+        if not paper_style:
+            messages.insert(0, {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
         self.conversation = list(messages)
         obs = self._observation(messages, frames)
         info = self._info(messages, frames, parsed=None, tool_results=[], errors=[])
@@ -210,6 +235,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             action = "" if action is None else str(action)
         parsed = parse_response(action, max_chars=cfg.max_response_chars, max_tool_calls=cfg.max_tool_calls_per_turn)
         turn = Turn(response=action, parsed=parsed, errors=list(parsed.errors))
+        dropped = self._dropped_calls(action, parsed)
         self.trajectory.turns.append(turn)
         self.conversation.append({"role": "assistant", "content": [{"type": "text", "text": action}]})
 
@@ -238,6 +264,10 @@ class VideoSeekerEnv(gym.Env[dict, str]):
                 messages.append(
                     {"role": "tool", "name": call.name, "content": [{"type": "text", "text": text}] + self._frame_parts(call_frames)}
                 )
+            # Calls past max_tool_calls_per_turn are not run, but the model made them: they count as
+            # failed invocations (parsimony), so extra calls in one response are never free.
+            turn.tools += [ToolRecord(c.name, c.arguments, ok=False, error_code=ErrorCode.TOO_MANY_TOOL_CALLS.value,
+                                      message="not run: over the per-response limit") for c in dropped]
         if turn.errors:
             self._error_count += 1
         reward = 0.0
@@ -305,7 +335,9 @@ class VideoSeekerEnv(gym.Env[dict, str]):
                 f"sample {sample.id!r}: reading its video did not finish within {self.config.tool_timeout_s:g} seconds"
             ) from None
         self._video, self._sample = video, sample
-        self._prompt_frame, self._prompt_time = prompt_frame, prompt_time
+        self._prompt_frames = prompt_frame if isinstance(prompt_frame, tuple) else ()
+        self._prompt_frame = self._prompt_frames[0] if self._prompt_frames else prompt_frame
+        self._prompt_time = prompt_time
         return overview
 
     def _load(self, sample: Sample) -> tuple[Video, np.ndarray, float | None, FrameBatch]:
@@ -316,17 +348,17 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             raise VideoError(f"sample {sample.id!r}: {exc}") from exc
         try:
             prompt_frame, prompt_time = self._render_prompt(sample, video)
+            extra = tuple(self._read_prompt_image(path) for path in _extra_prompt_images(sample))
             cfg = self.config
-            overview = video.read(
-                video.uniform_indices(cfg.overview_frames), max_pixels=cfg.max_pixels, factor=cfg.patch_factor, stack=False
-            )
+            indices = self._overview_indices(video)
+            overview = video.read(indices, max_pixels=self._overview_pixels(len(indices)), factor=cfg.patch_factor, stack=False)
         except VideoError as exc:
             video.close()
             raise VideoError(f"sample {sample.id!r}: {exc}") from exc
         except Exception as exc:  # bad prompt data (style, box, mask): name the sample
             video.close()
             raise VideoError(f"sample {sample.id!r}: cannot render its visual prompt: {exc}") from exc
-        return video, prompt_frame, prompt_time, overview
+        return video, (prompt_frame, *extra) if extra else prompt_frame, prompt_time, overview
 
     def _close_video(self) -> None:
         if self._video is not None:
@@ -346,12 +378,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         if cached is not None:
             return cached, time
         if spec.image:
-            path = self.dataset.resolve(spec.image)
-            try:
-                with Image.open(path) as im:
-                    image = np.asarray(im.convert("RGB"))
-            except OSError as exc:
-                raise VideoError(f"cannot read visual-prompt image {path}: {exc}") from exc
+            image = _read_rgb(self.dataset.resolve(spec.image))
             time = spec.time
         else:
             if spec.time is None:
@@ -371,17 +398,56 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         video.cache.put(key, image)
         return image, time
 
-    def _question_text(self, sample: Sample, video: Video, n_overview: int) -> str:
-        lines = [
-            f"Video: {format_number(video.duration)} seconds, {video.width}x{video.height} pixels. "
-            f"Below are {n_overview} frames sampled uniformly from it.",
-            "",
-            f"Question: {sample.question}",
-        ]
+    def _read_prompt_image(self, path: str) -> np.ndarray:
+        """A further pre-rendered prompt frame (multi-frame V2P prompts) at the pixel budget."""
+        cfg = self.config
+        image = _read_rgb(self.dataset.resolve(path))
+        h, w = smart_resize(image.shape[0], image.shape[1], max_pixels=cfg.max_pixels, factor=cfg.patch_factor)
+        return np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
+
+    def _question_text(self, sample: Sample, video: Video, n_overview: int, *, before: bool = True) -> str:
+        """The video's description, then (``before``) the question; the paper's order puts the
+        question after the video (:meth:`_question_lines`)."""
+        how = (f"sampled at {format_number(self.config.overview_fps)} per second" if self.config.overview_fps
+               else "sampled uniformly from it")
+        head = (f"Video: {format_number(video.duration)} seconds, {video.width}x{video.height} pixels. "
+                f"Below are {n_overview} frames {how}.")
+        if self.config.overview_as_video:
+            head = (f"Video: {format_number(video.duration)} seconds, {video.width}x{video.height} pixels, "
+                    f"given as {n_overview} frames {how}, each with its time:")
+        return head + ("\n\n" + self._question_lines(sample, video) if before else "")
+
+    def _question_lines(self, sample: Sample, video: Video) -> str:
+        lines = [f"Question: {sample.question}"]
         if sample.options:
             lines.append(sample.choices_text)
         lines.append(_ANSWER_INSTRUCTIONS[sample.answer_kind].format(w=video.width, h=video.height))
         return "\n".join(lines) + "\n"
+
+    def _overview_indices(self, video: Video) -> np.ndarray:
+        """The overview's frames: ``overview_frames`` uniform ones, or ``overview_fps`` a second
+        capped at ``overview_frames`` (then spread over the whole video)."""
+        cfg = self.config
+        n = cfg.overview_frames
+        if cfg.overview_fps is not None:
+            n = min(n, max(1, int(video.duration * cfg.overview_fps + 1e-9)))
+        return video.uniform_indices(n)
+
+    def _overview_pixels(self, n_frames: int) -> int:
+        """The per-frame pixel budget of an ``n_frames`` overview: ``max_pixels``, lowered so that
+        its vision tokens (:func:`overview_tokens`) stay within ``overview_max_tokens``."""
+        cfg = self.config
+        if cfg.overview_max_tokens is None:
+            return cfg.max_pixels
+        units = token_units(n_frames, cfg.overview_as_video)
+        per_frame = cfg.overview_max_tokens // units
+        if per_frame < 1:
+            raise VideoError(f"overview_max_tokens={cfg.overview_max_tokens} cannot hold {n_frames} frames "
+                             f"(at least {units} tokens); raise it or lower overview_frames")
+        return min(cfg.max_pixels, per_frame * cfg.patch_factor ** 2)
+
+    def _video_part(self, frames: list[dict], duration: float) -> dict:
+        return video_part([f["image"] for f in frames], [f["time"] for f in frames], duration=duration)
 
     def _run_tool(self, name: str, arguments: dict, room: int) -> tuple[ToolRecord, ToolResult | None, str]:
         """Validate and run one call that may return at most ``room`` frames."""
@@ -391,7 +457,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.UNKNOWN_TOOL.value, message=msg), None, f"Error: {msg}"
         ctx = ToolContext(
             video=self._video, sample=self._sample, config=self.config, prompt_frame=self._prompt_frame,
-            prompt_time=self._prompt_time, video_name=str(self._sample.video),
+            prompt_time=self._prompt_time, prompt_frames=self._prompt_frames, video_name=str(self._sample.video),
             frame_name=str(self._sample.prompt.image or ""),
             max_frames=max(0, min(room, self.config.max_frames_per_episode - self._frames_returned)),
         )
@@ -435,11 +501,17 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             self._worker = ToolWorker()
         return self._worker
 
+    def _dropped_calls(self, action: str, parsed) -> list:
+        """The tool calls of ``action`` past ``max_tool_calls_per_turn`` (parsed without the limit)."""
+        if not any(e.code == ErrorCode.TOO_MANY_TOOL_CALLS for e in parsed.errors):
+            return []
+        return list(parse_response(action, max_chars=self.config.max_response_chars).tool_calls[len(parsed.tool_calls):])
+
     def _feedback(self, errors: list[ProtocolError], truncated: bool) -> str:
         lines = [f"Error ({e.code.value}): {e.message}" for e in errors]
         if truncated:
             lines.append("The episode has ended without an answer.")
-        elif self._turn == self.config.max_turns - 1:
+        elif self._turn == self.config.max_turns - 1 and self.config.last_turn_hint:
             lines.append("This is your last turn: give the final answer now in <answer>...</answer>.")
         elif errors:
             left = self.config.error_budget - self._error_count
@@ -496,7 +568,6 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         video = self._video
         info = {
             "sample_id": self._sample.id,
-            "sample": self._sample,
             "turn": self._turn,
             "messages": messages,
             "frames": frames,
@@ -510,6 +581,8 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         }
         if self.config.diagnostics:
             info["cache"] = video.cache.stats()
+        if self.config.info_ground_truth:
+            info["sample"] = self._sample
         return info
 
     def _state_key(self) -> tuple:
@@ -520,12 +593,38 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         return "\n".join(f"[{m['role']}] {_message_text(m)}" for m in self.conversation)
 
 
+def overview_tokens(n_frames: int, height: int, width: int, *, factor: int, as_video: bool) -> int:
+    """Vision tokens of an overview of ``n_frames`` frames of ``height x width`` (multiples of
+    ``factor`` = patch size x merge size) for Qwen-VL models: video frames go in pairs
+    (temporal patch 2), each pair or image costing ``(height / factor) * (width / factor)``.
+
+    >>> overview_tokens(256, 224, 448, factor=32, as_video=True)     # 128 pairs x 7 x 14
+    12544
+    """
+    return token_units(n_frames, as_video) * (height // factor) * (width // factor)
+
+
+def _read_rgb(path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except OSError as exc:
+        raise VideoError(f"cannot read visual-prompt image {path}: {exc}") from exc
+
+
+def _extra_prompt_images(sample: Sample) -> list[str]:
+    """Prompt frames after the first, for samples marked on several frames (V2P's list ``frame_path``)."""
+    paths = (sample.meta or {}).get("prompt_images") or []
+    return [str(p) for p in paths[1:]] if sample.prompt.image else []
+
+
 def _message_text(message: dict) -> str:
     """A chat message as text, with each image replaced by ``<image>``."""
     # Text that merely says "<image>" (a model's tool name echoed in an error) must not pass for an
     # image: processors count placeholders against the images they are given.
     return "".join(
-        p["text"].replace(IMAGE_PLACEHOLDER, "[image]") if p["type"] == "text" else IMAGE_PLACEHOLDER
+        p["text"].replace(IMAGE_PLACEHOLDER, "[image]").replace(VIDEO_PLACEHOLDER, "[video]") if p["type"] == "text"
+        else VIDEO_PLACEHOLDER if p["type"] == "video" else IMAGE_PLACEHOLDER
         for p in message["content"]
     )
 

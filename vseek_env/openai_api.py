@@ -260,3 +260,16 @@ def image_data_url(image: "np.ndarray", quality: int = 85, max_side: int | None 
 def image_part(image: "np.ndarray", quality: int = 85, max_side: int | None = None) -> dict:
     """An OpenAI ``image_url`` content part holding ``image`` (see :func:`image_data_url`)."""
     return {"type": "image_url", "image_url": {"url": image_data_url(image, quality, max_side)}}
+
+
+def video_frames_part(frames: "list[np.ndarray]", quality: int = 85, max_side: int | None = None) -> dict:
+    """An OpenAI-style ``video_url`` part holding pre-sampled frames: a ``data:video/jpeg;base64,``
+    URL of the frames' JPEGs joined by commas, the form vLLM's video loader reads for frame lists.
+
+    >>> import numpy as np
+    >>> part = video_frames_part([np.zeros((4, 4, 3), np.uint8)] * 2)
+    >>> part["type"], part["video_url"]["url"].startswith("data:video/jpeg;base64,"), part["video_url"]["url"].count(",")
+    ('video_url', True, 2)
+    """
+    encoded = ",".join(base64.b64encode(jpeg_bytes(f, quality, max_side)).decode("ascii") for f in frames)
+    return {"type": "video_url", "video_url": {"url": "data:video/jpeg;base64," + encoded}}

@@ -253,9 +253,24 @@ def format_timestamp_label(t: float) -> str:
     return f"<{format_number(t)} seconds>"
 
 
-def build_system_prompt(tool_prompts: list[str]) -> str:
-    """The instructions every episode starts with: the grammar and each tool's description."""
+def build_system_prompt(tool_prompts: list[str], style: str = "default") -> str:
+    """The instructions every episode starts with: the grammar and each tool's description.
+
+    ``style="default"``: the env's system message. ``style="paper"``: the paper's structure, in our
+    own words: one tool call per response, think again after every tool result, then the answer;
+    the env puts it at the top of the first user text (the paper's inference has no system role).
+    """
     tools = "\n".join(tool_prompts) if tool_prompts else "(no tools: answer directly)"
+    if style == "paper":
+        return (
+            "Work on the question in steps. Start every response with your reasoning inside "
+            "<think> and </think>. Then do exactly one of two things: call one tool as\n"
+            '<tool_call>{"name": "TOOL", "arguments": {...}}</tool_call>\n'
+            "and stop to wait for its result, or, once you are sure, give the final answer as\n"
+            "<answer>...</answer>\n"
+            "After each tool result, think again about what it shows before the next step.\n\n"
+            f"Tools you can call:\n{tools}"
+        )
     return (
         "You answer questions about one video. The target of the question is marked with a visual "
         "prompt on one frame. Think, use the tools to look at the video when the frames you have are "

@@ -58,7 +58,7 @@ class Trajectory:
 
     @property
     def num_tool_calls(self) -> int:
-        """Tool calls that ran (the N of the parsimony reward)."""
+        """Tool calls that ran. (The parsimony reward's N is every invocation: ``len(tool_calls)``.)"""
         return sum(r.ok for r in self.tool_calls)
 
     @property

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 IMAGE_TOKEN = "<image>"
+VIDEO_TOKEN = "<video>"  # LLaMA-Factory's video placeholder; a video is stored as its list of frame files
 FORMATS = ("verl", "sharegpt")
 # LLaMA-Factory's separator between parallel tool responses (its OpenAI-format converter).
 TOOL_RESPONSE_JOIN = "\n</tool_response>\n<tool_response>\n"
@@ -47,22 +48,28 @@ class Flat:
     role: str
     text: str
     images: list[Any] = field(default_factory=list)
+    videos: list[list[Any]] = field(default_factory=list)  # each video: its frames, in order
 
 
 def flatten(message: dict) -> Flat:
-    """An env-style message as text with one ``<image>`` per image, plus the images in order."""
+    """An env-style message as text with one ``<image>`` per image and one ``<video>`` per video
+    (the paper protocol's overview), plus the images and the videos' frame lists in order."""
     content = message["content"]
     if isinstance(content, str):
         return Flat(message["role"], content)
     pieces: list[str] = []
     images: list[Any] = []
+    videos: list[list[Any]] = []
     for part in content:
         if part.get("type") == "image":
             pieces.append(IMAGE_TOKEN)
             images.append(part["image"])
+        elif part.get("type") == "video":
+            pieces.append(VIDEO_TOKEN)
+            videos.append(list(part["video"]))
         else:
             pieces.append(part.get("text", ""))
-    return Flat(message["role"], "".join(pieces), images)
+    return Flat(message["role"], "".join(pieces), images, videos)
 
 
 def render(fmt: str, messages: list[dict], *, merge_tools: bool = True) -> list[Flat]:
@@ -74,13 +81,14 @@ def render(fmt: str, messages: list[dict], *, merge_tools: bool = True) -> list[
         out: list[Flat] = []
         for f in flats:
             if f.role == "tool" and out and out[-1].role == "tool":
-                out[-1] = Flat("tool", out[-1].text + TOOL_RESPONSE_JOIN + f.text, out[-1].images + f.images)
+                out[-1] = Flat("tool", out[-1].text + TOOL_RESPONSE_JOIN + f.text, out[-1].images + f.images,
+                               out[-1].videos + f.videos)
             else:
                 out.append(f)
         return out
     if fmt != "sharegpt":
         raise ValueError(f"unknown SFT format {fmt!r}; choose one of {FORMATS}")
-    out = [Flat("system", f.text, f.images) for f in flats if f.role == "system"]
+    out = [Flat("system", f.text, f.images, f.videos) for f in flats if f.role == "system"]
     rest = [f for f in flats if f.role != "system"]
     if not rest:
         return out
@@ -91,9 +99,10 @@ def render(fmt: str, messages: list[dict], *, merge_tools: bool = True) -> list[
         if users:
             text += "\n" + "\n".join(f.text for f in users)
         images = [im for f in tools + users for im in f.images]
-        out.append(Flat("observation", text, images))
+        out.append(Flat("observation", text, images, [v for f in tools + users for v in f.videos]))
     else:
-        out.append(Flat("human", "\n".join(f.text for f in users), [im for f in users for im in f.images]))
+        out.append(Flat("human", "\n".join(f.text for f in users), [im for f in users for im in f.images],
+                        [v for f in users for v in f.videos]))
     return out
 
 
@@ -107,6 +116,10 @@ class Exchange:
     @property
     def images(self) -> list[Any]:
         return [im for f in self.opening for im in f.images] + [im for _, obs in self.steps for f in obs for im in f.images]
+
+    @property
+    def videos(self) -> list[list[Any]]:
+        return [v for f in self.opening for v in f.videos] + [v for _, obs in self.steps for f in obs for v in f.videos]
 
 
 def exchange_from_record(fmt: str, conversation: list[dict], *, merge_tools: bool = True) -> Exchange:
@@ -138,14 +151,17 @@ def exchange_from_flat(messages: list[Flat]) -> Exchange:
     return Exchange(opening, steps)
 
 
-def assign_images(messages: list[Flat], images: list[Any], where: str) -> list[Flat]:
-    """Give each flat message its images by counting ``<image>`` placeholders; checks the counts."""
-    total = sum(f.text.count(IMAGE_TOKEN) for f in messages)
-    if total != len(images):
-        raise ValueError(f"{where}: {total} {IMAGE_TOKEN} placeholders but {len(images)} images")
-    out, i = [], 0
+def assign_images(messages: list[Flat], images: list[Any], where: str, videos: list[list[Any]] | None = None) -> list[Flat]:
+    """Give each flat message its images (and videos) by counting ``<image>`` (``<video>``)
+    placeholders; checks the counts."""
+    videos = list(videos or [])
+    for token, media in ((IMAGE_TOKEN, images), (VIDEO_TOKEN, videos)):
+        total = sum(f.text.count(token) for f in messages)
+        if total != len(media):
+            raise ValueError(f"{where}: {total} {token} placeholders but {len(media)} {token.strip('<>')}s")
+    out, i, j = [], 0, 0
     for f in messages:
-        n = f.text.count(IMAGE_TOKEN)
-        out.append(Flat(f.role, f.text, list(images[i: i + n])))
-        i += n
+        n, m = f.text.count(IMAGE_TOKEN), f.text.count(VIDEO_TOKEN)
+        out.append(Flat(f.role, f.text, list(images[i: i + n]), [list(v) for v in videos[j: j + m]]))
+        i, j = i + n, j + m
     return out

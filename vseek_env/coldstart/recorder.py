@@ -6,6 +6,7 @@ the visual prompt, each response, each tool message, the env's feedback) in the 
 ``conversation`` field, in the env's own message form with every image array replaced by a path:
 
     {"type": "image", "image": "frames/<video>/<index>_<h>x<w>_<digest>.png", "time": 3.0, "source": "crop_video"}
+    {"type": "video", "video": ["frames/...png", ...], "timestamps": [0.5, 1.5, ...], "fps": 1.0}   (paper protocol)
 
 Frames are lossless PNG files named by video, frame index, size and a digest of the pixels, so
 a name determines its bytes: each is written once per rollout folder (the runner never
@@ -75,21 +76,29 @@ class ConversationRecorder:
         for message in info["messages"]:
             parts = []
             for part in message["content"]:
-                if part["type"] != "image":
+                if part["type"] == "image":
+                    frame = next(frames)
+                    parts.append({"type": "image", "image": self._frame(frame, part["image"], png_bytes),
+                                  "time": frame["time"], "source": frame["source"]})
+                elif part["type"] == "video":  # the paper protocol's overview: frames + true times
+                    paths = [self._frame(next(frames), image, png_bytes) for image in part["video"]]
+                    parts.append({"type": "video", "video": paths, "timestamps": list(part["timestamps"]), "fps": part["fps"]})
+                else:
                     parts.append({"type": "text", "text": part["text"]})
-                    continue
-                frame = next(frames)
-                if frame["image"] is not part["image"]:
-                    raise RuntimeError("env messages and info['frames'] disagree on frame order")
-                path = frame_name(self._video_id, frame.get("index"), frame["image"])
-                if path not in self._emitted:
-                    self._assets[path] = png_bytes(frame["image"])
-                    self._emitted.add(path)
-                parts.append({"type": "image", "image": path, "time": frame["time"], "source": frame["source"]})
             entry: dict[str, Any] = {"role": message["role"], "content": parts}
             if "name" in message:
                 entry["name"] = message["name"]
             self._messages.append(entry)
+
+    def _frame(self, frame: dict, image, png_bytes) -> str:
+        """The shared-asset path of one frame of ``info["frames"]`` (written once per worker)."""
+        if frame["image"] is not image:
+            raise RuntimeError("env messages and info['frames'] disagree on frame order")
+        path = frame_name(self._video_id, frame.get("index"), frame["image"])
+        if path not in self._emitted:
+            self._assets[path] = png_bytes(frame["image"])
+            self._emitted.add(path)
+        return path
 
     def finish(self, record: dict, assets: dict[str, bytes]) -> None:
         record["conversation"] = self._messages

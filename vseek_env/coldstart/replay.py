@@ -55,7 +55,11 @@ def _compare(where: str, stored: list[Flat], live: list[Flat], base: Path | None
         if len(f.images) != len(g.images):
             out.append(f"{where}: {len(f.images)} images in the file, {len(g.images)} from the env")
             return
-        for n, (ref, arr) in enumerate(zip(f.images, g.images)):
+        if [len(v) for v in f.videos] != [len(v) for v in g.videos]:
+            out.append(f"{where}: videos of {[len(v) for v in f.videos]} frames in the file, {[len(v) for v in g.videos]} from the env")
+            return
+        frames = list(zip(f.images, g.images)) + [pair for v, w in zip(f.videos, g.videos) for pair in zip(v, w)]
+        for n, (ref, arr) in enumerate(frames):
             try:
                 pixels = _load_image(ref, base)
             except OSError as exc:
@@ -106,7 +110,8 @@ def _conversations(path: Path, fmt: str) -> list[tuple[Exchange, dict, Path | No
         for i, row in enumerate(read_rows(path)):
             flats = [Flat(m["role"], m["content"]) for m in row["messages"]]
             images = [cell["image"] for cell in row.get("images") or []]
-            flats = assign_images(flats, images, f"{path} row {i}")
+            videos = [list(cell["video"]) for cell in row.get("videos") or []]
+            flats = assign_images(flats, images, f"{path} row {i}", videos)
             out.append((exchange_from_flat(flats), row["extra_info"], None))
         return out
     entries = json.loads(path.read_text(encoding="utf-8"))
@@ -114,7 +119,7 @@ def _conversations(path: Path, fmt: str) -> list[tuple[Exchange, dict, Path | No
     for i, entry in enumerate(entries):
         flats = ([Flat("system", entry["system"])] if entry.get("system") else []) + [
             Flat(m["from"], m["value"]) for m in entry["conversations"]]
-        flats = assign_images(flats, entry.get("images", []), f"{path} entry {i}")
+        flats = assign_images(flats, entry.get("images", []), f"{path} entry {i}", entry.get("videos", []))
         out.append((exchange_from_flat(flats), entry["vseek"], path.parent))
     return out
 

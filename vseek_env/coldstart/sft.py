@@ -4,6 +4,8 @@
 
     messages    [{"role": "system"|"user"|"assistant"|"tool", "content": str with <image>}, ...]
     images      [{"image": absolute PNG path}, ...]   in order of the <image> placeholders
+    videos      [{"video": [absolute PNG paths]}, ...]  in order of the <video> placeholders (only
+                with a video overview, the paper protocol; each video is its frame files)
     extra_info  {key, sample_id, dimension, policy, reward, dataset, env_options (JSON, no secrets)}
 
 Images are read by verl's ``process_image`` (``qwen_vl_utils.fetch_image`` opens local paths).
@@ -14,7 +16,8 @@ gets its own message; then multi-call responses need ``data.multiturn.ignore_inp
 
 **ShareGPT** (LLaMA-Factory, ``formatting: sharegpt``): a JSON list of
 ``{"conversations": [{"from": "human"|"gpt"|"observation", "value": ...}], "system", "images",
-"vseek"}`` with image paths relative to the JSON's folder (LLaMA-Factory's ``media_dir`` defaults
+"vseek"}`` (and ``"videos"``: one list of frame files per ``<video>``, with the paper
+protocol's video overview) with image paths relative to the JSON's folder (LLaMA-Factory's ``media_dir`` defaults
 to the dataset folder), plus a ``dataset_info.json`` entry next to it. :func:`validate_sharegpt`
 checks a file against LLaMA-Factory's documented schema.
 
@@ -39,6 +42,7 @@ from vseek_env.coldstart.conversation import (
     FORMATS,
     IMAGE_TOKEN,
     SHAREGPT_ROLE,
+    VIDEO_TOKEN,
     Exchange,
     exchange_from_record,
 )
@@ -85,7 +89,7 @@ def _exchange(rollouts: RolloutSet, record: dict, fmt: str, merge_tools: bool = 
     if placeholders != len(ex.images):
         raise ValueError(f"trajectory {record['key']!r}: its text contains a literal {IMAGE_TOKEN}, which the SFT formats "
                          "reserve for images; drop that sample or rephrase it")
-    missing = [p for p in ex.images if not (rollouts.root / p).is_file()]
+    missing = [p for p in ex.images + [f for v in ex.videos for f in v] if not (rollouts.root / p).is_file()]
     if missing:
         raise FileNotFoundError(f"trajectory {record['key']!r}: frame {rollouts.root / missing[0]} is missing from the "
                                 "rollout folder; re-run `vseek rollouts run` on it to restore the frames")
@@ -100,7 +104,10 @@ def verl_row(rollouts: RolloutSet, record: dict, *, merge_tools: bool = True) ->
         messages.append({"role": "assistant", "content": response})
         messages += [{"role": f.role, "content": f.text} for f in obs]
     images = [{"image": str((rollouts.root / p).resolve())} for p in ex.images]
-    return {"messages": messages, "images": images, "extra_info": _meta(rollouts, record, merge_tools=merge_tools)}
+    row = {"messages": messages, "images": images, "extra_info": _meta(rollouts, record, merge_tools=merge_tools)}
+    if ex.videos:
+        row["videos"] = [{"video": [str((rollouts.root / p).resolve()) for p in v]} for v in ex.videos]
+    return row
 
 
 def sharegpt_entry(rollouts: RolloutSet, record: dict, base: Path) -> dict:
@@ -111,8 +118,13 @@ def sharegpt_entry(rollouts: RolloutSet, record: dict, base: Path) -> dict:
     for response, obs in ex.steps:
         convo.append({"from": SHAREGPT_ROLE["assistant"], "value": response})
         convo += [{"from": f.role, "value": f.text} for f in obs]
-    images = [os.path.relpath((rollouts.root / p).resolve(), base.resolve()) for p in ex.images]
-    return {"conversations": convo, "system": system, "images": images, "vseek": _meta(rollouts, record)}
+    def rel(p: str) -> str:
+        return os.path.relpath((rollouts.root / p).resolve(), base.resolve())
+
+    entry = {"conversations": convo, "system": system, "images": [rel(p) for p in ex.images], "vseek": _meta(rollouts, record)}
+    if ex.videos:
+        entry["videos"] = [[rel(p) for p in v] for v in ex.videos]
+    return entry
 
 
 def export_sft(rollouts: RolloutSet, records: Iterable[dict], out: str | os.PathLike, *, fmt: str = "verl",
@@ -141,15 +153,17 @@ def export_sft(rollouts: RolloutSet, records: Iterable[dict], out: str | os.Path
     _write_json(out, entries)
     info_path = out.parent / DATASET_INFO
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
-    info[dataset_name] = sharegpt_dataset_info(out.name)
+    info[dataset_name] = sharegpt_dataset_info(out.name, videos=any("videos" in e for e in entries))
     _write_json(info_path, info)
     return out
 
 
-def sharegpt_dataset_info(file_name: str) -> dict:
+def sharegpt_dataset_info(file_name: str, videos: bool = False) -> dict:
     """The ``dataset_info.json`` entry LLaMA-Factory needs for the export (default ShareGPT tags)."""
-    return {"file_name": file_name, "formatting": "sharegpt",
-            "columns": {"messages": "conversations", "system": "system", "images": "images"}}
+    columns = {"messages": "conversations", "system": "system", "images": "images"}
+    if videos:
+        columns["videos"] = "videos"
+    return {"file_name": file_name, "formatting": "sharegpt", "columns": columns}
 
 
 def _write_json(path: Path, value) -> None:
@@ -172,7 +186,8 @@ def validate_sharegpt(entries, media_dir: str | os.PathLike | None = None) -> li
     even number of them (the last one is the response learned); ``function_call`` values are JSON
     objects (or lists of them) with ``name`` and ``arguments``; ``system`` and ``tools`` are
     strings; ``images`` is a list of paths, as many as ``<image>`` placeholders in the messages,
-    and each exists under ``media_dir`` when given.
+    ``videos`` a list of frame-path lists, as many as ``<video>`` placeholders, and each file exists
+    under ``media_dir`` when given.
     """
     problems: list[str] = []
     if not isinstance(entries, list):
@@ -211,8 +226,15 @@ def validate_sharegpt(entries, media_dir: str | os.PathLike | None = None) -> li
         placeholders = sum(m["value"].count(IMAGE_TOKEN) for m in convo)
         if placeholders != len(images):
             problems.append(f"{where}: {placeholders} {IMAGE_TOKEN} placeholders but {len(images)} images")
+        videos = entry.get("videos", [])
+        if not isinstance(videos, list) or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in videos):
+            problems.append(f"{where}: 'videos' must be a list of frame-path lists")
+            continue
+        n_videos = sum(m["value"].count(VIDEO_TOKEN) for m in convo)
+        if n_videos != len(videos):
+            problems.append(f"{where}: {n_videos} {VIDEO_TOKEN} placeholders but {len(videos)} videos")
         if media_dir is not None:
-            for p in images:
+            for p in images + [f for v in videos for f in v]:
                 if not (Path(media_dir) / p).is_file():
                     problems.append(f"{where}: image {p} does not exist under {media_dir}")
                     break

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
         def show(turn, obs, response, info, folder=folder):
             if response is None:
-                sample = info["sample"]
+                sample = env.unwrapped.sample
                 print(f"\n=== episode {episode}: sample {sample.id} ({sample.dimension}, {sample.prompt.style}, "
                       f"{sample.answer_kind}) ===")
                 print(obs["text"].split("Tools:", 1)[-1].split("\n\n", 1)[-1].split("<")[0].strip())

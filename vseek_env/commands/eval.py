@@ -21,6 +21,15 @@ def parse_kv(items: list[str] | None, flag: str) -> dict:
     return out
 
 
+def _env_args(args: argparse.Namespace) -> dict:
+    env_args = parse_kv(args.env_arg, "--env-arg")
+    if args.protocol is not None:
+        if env_args.get("protocol", args.protocol) != args.protocol:
+            raise SystemExit(f"vseek eval: --protocol {args.protocol} contradicts --env-arg protocol={env_args['protocol']}")
+        env_args["protocol"] = args.protocol
+    return env_args
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
@@ -49,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=1, help="episodes per sample (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the episode seeds (default: %(default)s)")
     p.add_argument("--env-arg", action="append", metavar="K=V", help="env option, e.g. max_turns=4 (repeatable)")
+    p.add_argument("--protocol", default=None, choices=("default", "paper"),
+                   help="episode protocol: the env's defaults or the VideoSeeker paper's (same as --env-arg protocol=...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -63,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = evaluate(
             args.policy, args.dataset, args.out,
-            policy_args=parse_kv(args.policy_arg, "--policy-arg"), env_args=parse_kv(args.env_arg, "--env-arg"),
+            policy_args=parse_kv(args.policy_arg, "--policy-arg"), env_args=_env_args(args),
             workers=args.workers, use_ray=args.ray, ray_address=args.ray_address, ray_num_gpus=args.ray_gpus_per_worker,
             limit=args.limit, repeats=args.repeats, seed=args.seed, progress=not args.no_progress,
         )
@@ -71,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"vseek eval: {exc}", file=sys.stderr)
         return 2
     s = result.summary
+    print(f"protocol {s['protocol']}, reward {s['reward_name']} = {json.dumps(s['reward_spec'], sort_keys=True)}")
     print(f"{s['episodes']} episodes ({result.ran} run now, {result.skipped} from earlier): accuracy {s['accuracy']:.3f}, "
           f"parse failures {s['parse_failures']}, errored {s['errored']}, mean reward {s['reward']['mean']:.3f}, "
           f"tool calls/episode {s['tool_calls']['mean_per_episode']:.2f}")

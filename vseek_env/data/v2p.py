@@ -119,6 +119,8 @@ def v2p_row_to_sample(row: dict, sample_id: str, *, videos_root: Path | None = N
 
     meta = {
         "video_id": row["video_id"], "video_path": row["video_path"], "frame_paths": list(frames),
+        # every marked frame, resolved: view_visual_prompt shows them all (24 of 1,169 rows have several)
+        "prompt_images": [resolve(frames_root, str(f)) for f in frames],
         "category": row.get("category"),
         "prompt_style": "unknown",  # V2P ships rendered frames without naming the style
         "dimension_eval_py": DIMENSIONS_EVAL_PY.get(dimension), "dimension_by_content": DIMENSIONS_BY_CONTENT.get(dimension),

@@ -2,7 +2,7 @@
 
 Output folder::
 
-    run.json        what was evaluated (policy, dataset, env options, reward as built, seed; secrets redacted)
+    run.json        what was evaluated (policy, dataset, env options, protocol, reward as built, seed; secrets redacted)
     results.jsonl   one record per finished episode, appended as they finish
     summary.json    accuracy overall / per dimension / prompt style / answer kind / duration, tools, rewards, latency
     report.html     browsable report; thumbnails under assets/
@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -69,10 +70,14 @@ def _run_identity(spec: WorkerSpec, dataset_name: str, seed: int) -> dict:
     from vseek_env.config import EnvConfig
     from vseek_env.rewards import make_reward
 
-    reward = spec.env_args.get("reward", EnvConfig.reward)
+    fields = {f.name for f in dataclasses.fields(EnvConfig)}  # render_mode etc. are env, not config, options
+    config = EnvConfig.from_kwargs(**{k: v for k, v in spec.env_args.items() if k in fields})
+    reward = config.reward
     return redact_secrets({
         "policy": spec.policy, "policy_args": spec.policy_args, "dataset": dataset_name, "seed": seed,
         "env_args": {k: spec.env_args[k] for k in sorted(spec.env_args)},
+        "protocol": config.protocol,
+        "reward_name": reward if isinstance(reward, str) else "custom",
         "reward": make_reward(reward).to_spec(),
     })
 
@@ -249,7 +254,8 @@ def evaluate(
     latest = store.latest()
     records = [latest[t.key] for t in tasks if t.key in latest]
     summary = summarize(records)
-    summary.update(policy=policy, dataset=identity["dataset"], planned=len(tasks), ran=len(todo), resumed=len(tasks) - len(todo))
+    summary.update(policy=policy, dataset=identity["dataset"], planned=len(tasks), ran=len(todo), resumed=len(tasks) - len(todo),
+                   protocol=identity["protocol"], reward_name=identity["reward_name"], reward_spec=identity["reward"])
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True), encoding="utf-8")
     report = write_report(out_dir, records, summary, title=title or f"{policy} on {identity['dataset']}")
     return EvalResult(out_dir=out_dir, summary=summary, ran=len(todo), skipped=len(tasks) - len(todo), report=report)

@@ -67,6 +67,7 @@ class ToolContext:
     config: Any  # vseek_env.config.EnvConfig
     prompt_frame: np.ndarray | None = None
     prompt_time: float | None = None
+    prompt_frames: tuple = ()  # every marked frame when a sample has several (V2P); else empty
     video_name: str = ""
     frame_name: str = ""
     max_frames: int = 1 << 30  # frames this call may return (room left in the observation / episode)

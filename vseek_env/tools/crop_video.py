@@ -9,7 +9,9 @@ from vseek_env.tools.base import Param, Tool, ToolArgumentError, ToolContext, To
 class CropVideo(Tool):
     """Frames sampled from ``[start_time, end_time]``, each labelled with its presentation time.
 
-    The window is clamped to ``[0, duration]``. With ``fps``, ``min_frames`` and ``max_frames`` from
+    The window is clamped to ``[0, duration]`` (``EnvConfig.crop_clamp``); without clamping (the
+    paper's tool) a window that starts before 0 or ends after the video's end is an
+    ``out_of_range`` error. With ``fps``, ``min_frames`` and ``max_frames`` from
     the env config, the call returns ``n = clamp(ceil((end - start) * fps), min_frames, max_frames)``
     (``max_frames`` lowered to what still fits in the observation and the episode's frame budget)
     frames spread evenly over the frames whose presentation time lies in the window, or all of them
@@ -22,8 +24,8 @@ class CropVideo(Tool):
 
     name = "crop_video"
     description = (
-        "Watch the part of the video between start_time and end_time (seconds) with more frames. "
-        "Frames come labelled with their time."
+        "Watch the part of the video between start_time and end_time (seconds, within the video) "
+        "more densely: frames sampled from that window, each labelled with its time."
     )
     params = (
         Param("start_time", "number", "window start in seconds"),
@@ -45,6 +47,13 @@ class CropVideo(Tool):
                     ErrorCode.OUT_OF_RANGE,
                     f"crop_video: the window [{format_number(start)}, {format_number(end)}] is outside the video, "
                     f"which lasts {format_number(duration)} seconds.",
+                )
+            # The prompt shows the duration rounded to 0.01 s: ending there is not past the end.
+            if not getattr(ctx.config, "crop_clamp", True) and (start < 0 or end > duration + 0.005):
+                raise ToolArgumentError(
+                    ErrorCode.OUT_OF_RANGE,
+                    f"crop_video: the window [{format_number(start)}, {format_number(end)}] goes past the video, "
+                    f"which runs from 0 to {format_number(duration)} seconds; choose a window inside it.",
                 )
             start, end = max(0.0, start), min(duration, end)
         return {"start_time": start, "end_time": end}

@@ -74,6 +74,7 @@ def make_rows(
             if labelled is not None and labelled != config.overview_frames:
                 mismatched.append(f"{sample.id!r} ({labelled})")
             _, info = env.reset(options={"sample_id": sample.id})
+            sample = env.sample  # as the env poses it (open_ended turns choices into open answers)
             prompt, blobs = to_row_messages(info["messages"], embed_images=embed_images)
             sample_json = json.dumps(sample.to_dict(), sort_keys=True)
             create_kwargs = {"sample": sample_json, "dataset_root": root, "env_options": options_json}
