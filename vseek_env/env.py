@@ -100,9 +100,9 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         self.frame_cache = frame_cache
         self.tools = {name: get_tool(name) for name in self.config.tools}
         self.reward_fn = make_reward(self.config.reward)
-        self.system_prompt = build_system_prompt(
-            [tool.prompt_text(self.config.compat_paths) for tool in self.tools.values()]
-        )
+        # The tools offered and the system prompt follow the episode's sample (see _offer); before
+        # the first reset, whether any sample of the dataset marks a target.
+        self._offered, self.system_prompt = self._offer(any(s.has_visual_prompt for s in self.dataset.samples))
         cfg = self.config
         h, w = cfg.obs_frame_size
         self.observation_space = spaces.Dict(
@@ -138,7 +138,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
 
     def tool_schemas(self) -> list[dict]:
         """OpenAI-style function schemas of the tools this env offers."""
-        return [tool.json_schema(self.config.compat_paths) for tool in self.tools.values()]
+        return [tool.json_schema(self.config.compat_paths) for tool in self._offered.values()]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         super().reset(seed=seed)
@@ -180,15 +180,16 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             {"time": float(t), "image": f, "source": "overview", "index": int(i)}
             for f, t, i in zip(overview.frames, overview.times, overview.indices)
         ]
-        if self.config.show_prompt_frame:
+        show_prompt = self.config.show_prompt_frame and self._prompt_frame is not None
+        if show_prompt:
             frames.append({"time": self._prompt_time, "image": self._prompt_frame, "source": "prompt", "index": None})
         user_text = self._question_text(sample, video, len(overview.times))
         parts = [{"type": "text", "text": user_text}]
         parts += self._frame_parts(frames[: len(overview.times)])
-        if self.config.show_prompt_frame:
+        if show_prompt:
             parts.append({"type": "text", "text": "\nThe visual-prompt frame:"})
             parts += self._frame_parts(frames[len(overview.times):])
-        else:
+        elif self._prompt_frame is not None:
             parts.append({"type": "text", "text": "\nCall view_visual_prompt to see the frame where the target is marked."})
         messages = [
             {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]},
@@ -306,16 +307,17 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             ) from None
         self._video, self._sample = video, sample
         self._prompt_frame, self._prompt_time = prompt_frame, prompt_time
+        self._offered, self.system_prompt = self._offer(sample.has_visual_prompt)
         return overview
 
-    def _load(self, sample: Sample) -> tuple[Video, np.ndarray, float | None, FrameBatch]:
+    def _load(self, sample: Sample) -> tuple[Video, np.ndarray | None, float | None, FrameBatch]:
         """The decoding half of :meth:`_open`; touches no episode state (it may run on the worker)."""
         try:
             video = open_video(self.dataset.video_path(sample), cache=self.frame_cache)
         except VideoError as exc:
             raise VideoError(f"sample {sample.id!r}: {exc}") from exc
         try:
-            prompt_frame, prompt_time = self._render_prompt(sample, video)
+            prompt_frame, prompt_time = self._render_prompt(sample, video) if sample.has_visual_prompt else (None, None)
             cfg = self.config
             overview = video.read(
                 video.uniform_indices(cfg.overview_frames), max_pixels=cfg.max_pixels, factor=cfg.patch_factor, stack=False
@@ -327,6 +329,14 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             video.close()
             raise VideoError(f"sample {sample.id!r}: cannot render its visual prompt: {exc}") from exc
         return video, prompt_frame, prompt_time, overview
+
+    def _offer(self, prompted: bool) -> tuple[dict, str]:
+        """The tools and system prompt of an episode: a question without a marked target gets no
+        ``view_visual_prompt`` (there is nothing for it to show) and no sentence about the mark."""
+        tools = {name: tool for name, tool in self.tools.items() if prompted or name != "view_visual_prompt"}
+        text = build_system_prompt([tool.prompt_text(self.config.compat_paths) for tool in tools.values()],
+                                   visual_prompt=prompted)
+        return tools, text
 
     def _close_video(self) -> None:
         if self._video is not None:
@@ -385,9 +395,9 @@ class VideoSeekerEnv(gym.Env[dict, str]):
 
     def _run_tool(self, name: str, arguments: dict, room: int) -> tuple[ToolRecord, ToolResult | None, str]:
         """Validate and run one call that may return at most ``room`` frames."""
-        tool = self.tools.get(name)
+        tool = self._offered.get(name)
         if tool is None:
-            msg = f"unknown tool {name!r}; available tools: {', '.join(self.tools) or 'none'}."
+            msg = f"unknown tool {name!r}; available tools: {', '.join(self._offered) or 'none'}."
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.UNKNOWN_TOOL.value, message=msg), None, f"Error: {msg}"
         ctx = ToolContext(
             video=self._video, sample=self._sample, config=self.config, prompt_frame=self._prompt_frame,

@@ -253,13 +253,16 @@ def format_timestamp_label(t: float) -> str:
     return f"<{format_number(t)} seconds>"
 
 
-def build_system_prompt(tool_prompts: list[str]) -> str:
-    """The instructions every episode starts with: the grammar and each tool's description."""
+def build_system_prompt(tool_prompts: list[str], *, visual_prompt: bool = True) -> str:
+    """The instructions every episode starts with: the grammar and each tool's description.
+
+    ``visual_prompt=False`` (a question with no marked target) drops the sentence about the mark.
+    """
     tools = "\n".join(tool_prompts) if tool_prompts else "(no tools: answer directly)"
+    mark = "The target of the question is marked with a visual prompt on one frame. " if visual_prompt else ""
     return (
-        "You answer questions about one video. The target of the question is marked with a visual "
-        "prompt on one frame. Think, use the tools to look at the video when the frames you have are "
-        "not enough, then answer.\n\n"
+        f"You answer questions about one video. {mark}Think, use the tools to look at the video when "
+        "the frames you have are not enough, then answer.\n\n"
         "Format every response as\n"
         "<think>your reasoning</think>\n"
         "followed by EITHER one or more tool calls\n"

@@ -10,14 +10,18 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "v2p-score",
-        help="score a V2P-Bench response file with the official first-character rule and a robust letter extraction",
+        help="score a V2P-Bench response file with the official first-character rule, the paper's rule and a robust letter extraction",
         description="Read RESPONSES (JSONL or a JSON array of V2P-Bench rows, each with a 'response' field) and print "
         "JSON: n, official_correct (V2P's rule: response[0] == answer), robust_correct (the letter found in "
-        "<answer>, 'The answer is B', '(B)', ...), accuracies, unanswered, and per_dimension counts keyed by the raw "
+        "<answer>, 'The answer is B', '(B)', ...), paper_correct / paper_scored / paper_accuracy (VideoSeeker's rule: "
+        "the first letter in the first <answer> tag, rows without one dropped from the denominator), accuracies, unanswered, and per_dimension counts keyed by the raw "
         "integer dimension code. Both published code->name maps are included; they disagree (see vseek_env.data.v2p).",
     )
     p.add_argument("responses", help="the response file")
     p.add_argument("--response-key", default="response", help="field holding the model's reply (default: %(default)s)")
+    p.add_argument("--mode", default="tool", choices=("direct", "reasoning", "tool"),
+                   help="the paper's reading of a response: direct (the whole response is the letter) or "
+                   "reasoning / tool (the first letter in the first <answer> tag); default: %(default)s")
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     p.set_defaults(func=run)
 
@@ -38,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"vseek v2p-score: {args.responses}: row(s) {missing[:5]} have no 'answer' field", file=sys.stderr)
         return 2
-    text = json.dumps(score_v2p_responses(rows, args.response_key), indent=1)
+    text = json.dumps(score_v2p_responses(rows, args.response_key, args.mode), indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
