@@ -270,3 +270,14 @@ def test_score_cli_errors(tmp_path, capsys):
     assert main(["score", "videorefer", str(path)]) == 2
     assert "pred" in capsys.readouterr().err
     assert main(["score", "videorefer", str(tmp_path / "missing.json")]) == 2
+
+
+def test_cli_eval_takes_a_benchmark_spec(tmp_path, bench_root, capsys):
+    out = tmp_path / "cli"
+    assert main(["eval", "--policy", "oracle", "--dataset", f"longvideobench:{bench_root['longvideobench']}",
+                 "--out", str(out), "--limit", "4", "--workers", "1", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["accuracy"] == 1.0 and summary["benchmark"]["names"] == ["longvideobench"]
+    assert set(summary["per_category"]) == {"duration_group", "question_category", "topic_category", "level"}
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+    assert all(r["verdicts"]["official"] is True and r["tool_counts"] == {} for r in records)

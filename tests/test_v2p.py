@@ -158,3 +158,33 @@ def test_score_and_cli(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["official_correct"] == 1 and set(printed["per_dimension"]) == {"2", "13"}
     assert main(["v2p-score", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_paper_rule_next_to_the_official_one(tmp_path, capsys):
+    """VideoSeeker's rule: first letter in the first <answer> tag; rows without one leave the denominator."""
+    rows = [row(response="<think>A?</think><answer>B</answer>"), row(response="<answer>b) a pen</answer>"),
+            row(response="<answer>C</answer>", dimension=13), row(response="B"),  # no tag: not scored
+            row(response="<answer> </answer>", dimension=13)]
+    score = score_v2p_responses(rows)
+    assert (score["paper_correct"], score["paper_scored"], score["official_correct"]) == (2, 3, 1)
+    assert score["paper_accuracy"] == 2 / 3 and score["paper_accuracy_all"] == 2 / 5 and score["paper_mode"] == "tool"
+    assert {k: score["per_dimension"]["2"][k] for k in ("n", "paper_correct", "paper_scored", "official_correct")} == {
+        "n": 3, "paper_correct": 2, "paper_scored": 2, "official_correct": 1}
+    assert (score["per_dimension"]["13"]["paper_scored"], score["per_dimension"]["13"]["paper_accuracy"]) == (1, 0.0)
+    direct = score_v2p_responses(rows, mode="direct")
+    assert (direct["paper_correct"], direct["paper_scored"]) == (1, 5)  # only the bare "B" equals the answer
+    path = tmp_path / "responses.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["v2p-score", str(path), "--mode", "reasoning"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["paper_correct"] == 2 and printed["per_dimension"]["13"]["paper_scored"] == 1
+    assert "official_accuracy" in printed and "robust_accuracy" in printed
+
+
+def test_v2p_spec_and_episode_verdicts(v2p_root):
+    """``v2p:PATH`` loads the same samples as the bare path, tagged with the benchmark and its categories."""
+    path = v2p_root / "dataset_info.jsonl"
+    ds = load_dataset(f"v2p:{v2p_root}")  # the folder finds dataset_info*.jsonl
+    assert [s.id for s in ds.samples] == [s.id for s in load_dataset(path).samples]
+    s = ds.samples[0]
+    assert s.meta["benchmark"] == "v2p" and "dimension" in s.meta["categories"]
