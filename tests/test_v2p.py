@@ -188,3 +188,33 @@ def test_v2p_spec_and_episode_verdicts(v2p_root):
     assert [s.id for s in ds.samples] == [s.id for s in load_dataset(path).samples]
     s = ds.samples[0]
     assert s.meta["benchmark"] == "v2p" and "dimension" in s.meta["categories"]
+
+
+# Answer -> first character of the reply, counted over the 1,169 rows of V2P-Bench's published
+# Qwen2.5-VL-72B-Instruct response file (data/Qwen2.5-VL-72B-Instruct.jsonl, read row by row through
+# the project's public-code index; "!" stands for its ten replies of 64 exclamation marks). Only
+# these counts are kept: the rows below are our own questions with the same answer/reply pattern.
+PUBLISHED_72B_PATTERN = {
+    "A!": 2, "AA": 206, "AB": 40, "AC": 49, "AD": 31, "B!": 1, "BA": 38, "BB": 167, "BC": 39, "BD": 34,
+    "C!": 3, "CA": 24, "CB": 34, "CC": 196, "CD": 36, "D!": 4, "DA": 27, "DB": 31, "DC": 38, "DD": 169,
+}
+
+
+def test_official_rule_reproduces_the_published_72b_number(tmp_path, capsys):
+    """The official rule gives 738 / 1,169 on replies with the published file's pattern; the paper's
+    tool mode scores none of them (no answer tag) and its direct mode agrees with the official rule."""
+    rows = []
+    for pair, count in PUBLISHED_72B_PATTERN.items():
+        answer, first = pair
+        reply = "!" * 64 if first == "!" else first
+        rows += [row(video_id=f"v{pair}{k}", answer=answer, response=reply) for k in range(count)]
+    assert len(rows) == 1169
+    path = tmp_path / "qwen72b_pattern.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["v2p-score", str(path)]) == 0
+    tool = json.loads(capsys.readouterr().out)
+    assert (tool["n"], tool["official_correct"]) == (1169, 738)
+    assert round(100 * tool["official_accuracy"], 1) == 63.1
+    assert (tool["paper_scored"], tool["paper_correct"]) == (0, 0)
+    direct = score_v2p_responses(rows, mode="direct")
+    assert (direct["paper_correct"], direct["paper_scored"]) == (738, 1169)
