@@ -281,3 +281,15 @@ def test_cli_eval_takes_a_benchmark_spec(tmp_path, bench_root, capsys):
     assert set(summary["per_category"]) == {"duration_group", "question_category", "topic_category", "level"}
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
     assert all(r["verdicts"]["official"] is True and r["tool_counts"] == {} for r in records)
+
+
+def test_longvt_videos_resolve_against_the_dataset_folder(tmp_path, bench_root):
+    """The Hugging Face layout: the file in data/, video paths relative to the folder above it."""
+    src = bench_root["longvt"].parent
+    data = tmp_path / "VideoSIAH-Eval" / "data"
+    data.mkdir(parents=True)
+    (data / "test-00000-of-00001.json").write_text(bench_root["longvt"].read_text())
+    (tmp_path / "VideoSIAH-Eval" / "videos").symlink_to(src / "videos")
+    ds = load_dataset(f"longvt:{data}")
+    assert ds.video_path(ds.samples[0]) == tmp_path / "VideoSIAH-Eval" / "videos" / "long1.mp4"
+    assert ds.video_path(ds.samples[0]).exists()

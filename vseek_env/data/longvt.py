@@ -6,7 +6,8 @@ a JSON array; lmms-eval reads ``video_path``, ``question`` and ``answer``)::
     {"video_path": "videos/abc.mp4", "question": "What does the host hold after ...?", "answer": "a red cup"}
 
 Optional ``id`` / ``question_id`` name the question (else ``<video stem>#k``); any of
-:data:`CATEGORY_FIELDS` present is kept as a category. Videos resolve against the file's folder.
+:data:`CATEGORY_FIELDS` present is kept as a category. Videos resolve against the file's folder, or
+the folder above it when that is where the first ``video_path`` exists (the ``data/`` layout).
 Questions have no visual prompt.
 
 The official grading (lmms-eval ``longvt`` task, also VideoSeeker's ``run_evaluation.py``): the
@@ -204,6 +205,11 @@ def row_to_sample(row: dict, index: int, root: Path, seen: Counter) -> Sample:
 def load(path: str | Path, *, videos_root: str | Path | None = None) -> Dataset:
     """Load LongVT's VideoSIAH-Eval test file (or the folder holding it)."""
     path = find_file(Path(path), ("test-*.json", "data/test-*.json", "*.json", "*.jsonl", "*.parquet"), NAME)
-    root = Path(videos_root) if videos_root is not None else path.parent
+    rows = read_rows(path)
+    if videos_root is not None:
+        root = Path(videos_root)
+    else:  # the Hugging Face layout keeps the file in data/ and video paths relative to the dataset folder
+        first = str(rows[0].get("video_path", "")) if rows else ""
+        root = next((r for r in (path.parent, path.parent.parent) if first and (r / first).exists()), path.parent)
     seen: Counter = Counter()
-    return build_dataset(NAME, path, read_rows(path), lambda row, i: row_to_sample(row, i, root, seen), path.parent)
+    return build_dataset(NAME, path, rows, lambda row, i: row_to_sample(row, i, root, seen), path.parent)
