@@ -293,3 +293,15 @@ def test_longvt_videos_resolve_against_the_dataset_folder(tmp_path, bench_root):
     ds = load_dataset(f"longvt:{data}")
     assert ds.video_path(ds.samples[0]) == tmp_path / "VideoSIAH-Eval" / "videos" / "long1.mp4"
     assert ds.video_path(ds.samples[0]).exists()
+
+
+@given(st.text(max_size=80), st.integers(2, 5), st.text(max_size=8))
+def test_official_letter_readers_always_answer_within_their_alphabet(reply, n, qid):
+    choices = "ABCDE"[:n]
+    letter, guessed = longvideobench.official_letter(reply, choices, seed=qid)
+    assert (letter in choices) if guessed else (letter in "ABCDE")
+    assert longvideobench.official_letter(reply, choices, seed=qid) == (letter, guessed)  # reproducible
+    assert videomme.official_letter(reply) in ("", "A", "B", "C", "D")
+    read = videorefer.official_letter(reply)
+    assert read is None or len(read) == 1
+    assert longvt.parse_letter(reply) in ("",) + tuple("ABCDEFGH")
