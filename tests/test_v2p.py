@@ -218,3 +218,15 @@ def test_official_rule_reproduces_the_published_72b_number(tmp_path, capsys):
     assert (tool["paper_scored"], tool["paper_correct"]) == (0, 0)
     direct = score_v2p_responses(rows, mode="direct")
     assert (direct["paper_correct"], direct["paper_scored"]) == (738, 1169)
+
+
+def test_generic_score_command_agrees_with_v2p_score(tmp_path, capsys):
+    rows = [row(response="B"), row(response="<answer>B</answer>", dimension=13), row(response="C")]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["score", "v2p", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    v2p = score_v2p_responses(rows)
+    assert out["official"]["overall"]["correct"] == v2p["official_correct"] == 1
+    assert out["paper"]["overall"]["correct"] == v2p["paper_correct"] == 1
+    assert out["official"]["per_dimension"]["13"]["n"] == 1
