@@ -163,7 +163,9 @@ def test_oracle_and_random_through_eval(tmp_path, bench_root, name):
     rules = oracle["benchmark"]["rules"]
     assert oracle["benchmark"]["names"] == [name]
     assert rules["official"]["overall"]["accuracy"] == 1.0
-    if name != "longvt":
+    if name == "longvt":
+        assert rules["official"]["decided_by"] == {"rule": len(data), "judge": 0, "judge_fallback": 0}
+    else:
         assert rules["paper_tool"]["overall"]["accuracy"] == 1.0 and rules["paper_direct"]["overall"]["correct"] == 0  # a tagged reply is never a bare letter
     fields = data.samples[0].meta["categories"]
     assert set(oracle["per_category"]) >= set(fields)
@@ -305,3 +307,23 @@ def test_official_letter_readers_always_answer_within_their_alphabet(reply, n, q
     read = videorefer.official_letter(reply)
     assert read is None or len(read) == 1
     assert longvt.parse_letter(reply) in ("",) + tuple("ABCDEFGH")
+
+
+def test_longvt_episode_verdicts_record_the_judge_fallback():
+    from vseek_env.data.sample import Sample
+    from vseek_env.evaluation.scoring import episode_verdicts, summarize_verdicts
+
+    s = Sample(id="q", video="v.mp4", question="What is held?", answer="a red cup", answer_kind="open",
+               meta={"benchmark": "longvt", "categories": {"question_type": "object"}})
+    down = _Judge(None)
+    failed = episode_verdicts(s, "<think>.</think><answer>a mug</answer>", "a mug", judge=down)
+    assert failed == {"official": False, "official_by": "judge_fallback"} and down.fallbacks == 1
+    ok = episode_verdicts(s, "<answer>a red cup</answer>", "a red cup", judge=_Judge(1.0))
+    assert ok == {"official": True, "official_by": "rule"}
+    judged = episode_verdicts(s, "<answer>a crimson cup</answer>", "a crimson cup", judge=_Judge(1.0))
+    assert judged == {"official": True, "official_by": "judge"}
+    records = [{"status": "ok", "benchmark": "longvt", "categories": s.meta["categories"], "verdicts": v}
+               for v in (failed, ok, judged)]
+    rules = summarize_verdicts(records)
+    assert set(rules) == {"official"} and rules["official"]["overall"]["correct"] == 2
+    assert rules["official"]["decided_by"] == {"rule": 1, "judge": 1, "judge_fallback": 1}

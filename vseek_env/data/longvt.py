@@ -173,9 +173,11 @@ def official_verdict(row: dict, response: Any, judge: Any = None, counts: Counte
     return grade(str(row.get("question", "")), str(row.get("answer", "")), response, judge, counts) == 1.0
 
 
-def episode_verdict(sample: Sample, response: str, answer: str | None, judge: Any = None) -> bool:
-    """The official grading of an env episode's final reply (it finds the answer tag itself)."""
-    return grade(sample.question, str(sample.answer), response, judge) == 1.0
+def episode_verdict(sample: Sample, response: str, answer: str | None, judge: Any = None,
+                    counts: Counter | None = None) -> bool:
+    """The official grading of an env episode's final reply (it finds the answer tag itself);
+    ``counts`` gets the step that decided (``rule``, ``judge`` or ``judge_fallback``)."""
+    return grade(sample.question, str(sample.answer), response, judge, counts) == 1.0
 
 
 def truth_letter(row: dict) -> None:

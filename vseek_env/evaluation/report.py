@@ -53,6 +53,8 @@ def _rules_html(rules: dict) -> list[str]:
     parts = []
     for rule, result in rules.items():
         rows = [("overall", result["overall"])]
+        if result.get("decided_by"):
+            rows[0] = (f"overall (decided by {', '.join(f'{k} {v}' for k, v in result['decided_by'].items())})", result["overall"])
         for key, groups in result.items():
             if key.startswith("per_"):
                 rows += [(f"{key[4:]} = {value}", t) for value, t in groups.items()]

@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -116,7 +116,8 @@ def episode_verdicts(sample: Any, response: str | None, answer: str | None, judg
 
     ``paper_<mode>`` (True / False / None) for a multiple-choice sample, read from the episode's
     final reply; ``official`` (the benchmark's own rule, see each ``episode_verdict``) for a sample
-    of a published benchmark (``meta["benchmark"]``). ``judge`` serves LongVT's grading: an
+    of a published benchmark (``meta["benchmark"]``), and for LongVT ``official_by`` (``rule``,
+    ``judge`` or ``judge_fallback``: which step decided). ``judge`` serves LongVT's grading: an
     ``LLMJudge``, None (rules only) or ``"auto"`` (the judge ``VSEEK_JUDGE_*`` configures, if any).
     """
     if judge == "auto":
@@ -134,7 +135,12 @@ def episode_verdicts(sample: Any, response: str | None, answer: str | None, judg
     if name:
         from vseek_env.data.benchmarks import benchmark_module
 
-        out["official"] = benchmark_module(name).episode_verdict(sample, response or "", answer, judge)
+        if name == "longvt":  # graded by rule, then judge: record which step decided
+            steps: Counter = Counter()
+            out["official"] = benchmark_module(name).episode_verdict(sample, response or "", answer, judge, counts=steps)
+            out["official_by"] = next(iter(steps), "rule")
+        else:
+            out["official"] = benchmark_module(name).episode_verdict(sample, response or "", answer, judge)
     return out
 
 
@@ -145,7 +151,7 @@ def summarize_verdicts(records: Iterable[Mapping[str, Any]]) -> dict:
     verdicts) counts as unparseable for every rule its benchmark has, so nothing silently vanishes.
     """
     records = list(records)
-    rules = sorted({k for r in records for k in (r.get("verdicts") or {})})
+    rules = sorted({k for r in records for k in (r.get("verdicts") or {}) if not k.endswith("_by")})
     fields = sorted({f for r in records for f in (r.get("categories") or {})})
     out: dict = {}
     for rule in rules:
@@ -159,4 +165,7 @@ def summarize_verdicts(records: Iterable[Mapping[str, Any]]) -> dict:
             elif verdicts is not None and rule in verdicts:
                 pairs.append((r.get("categories") or {}, verdicts[rule]))
         out[rule] = tally_by(pairs, fields)
+    steps = Counter(str(r["verdicts"]["official_by"]) for r in records if "official_by" in (r.get("verdicts") or {}))
+    if steps:  # LongVT: how many verdicts the rule, the judge, or the rule after a judge failure gave
+        out["official"]["decided_by"] = {k: steps.get(k, 0) for k in ("rule", "judge", "judge_fallback")}
     return out
