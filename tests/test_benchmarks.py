@@ -327,3 +327,18 @@ def test_longvt_episode_verdicts_record_the_judge_fallback():
     rules = summarize_verdicts(records)
     assert set(rules) == {"official"} and rules["official"]["overall"]["correct"] == 2
     assert rules["official"]["decided_by"] == {"rule": 1, "judge": 1, "judge_fallback": 1}
+
+
+def test_videorefer_prompt_is_drawn_on_its_frame_idx(bench_root):
+    """frame_idx k of the JPEG folder is frame k of the encoded video: the prompt shows that frame."""
+    from videos import read_index
+
+    from vseek_env.env import VideoSeekerEnv
+
+    env = VideoSeekerEnv(dataset=f"videorefer:{bench_root['videorefer']}")
+    try:
+        for sid in ("0", "3", "7"):
+            env.reset(seed=0, options={"sample_id": sid})
+            assert read_index(env.prompt_frame) == env.sample.meta["frame_idx"], sid
+    finally:
+        env.close()
