@@ -5,7 +5,7 @@ binds the unwrapped env (``bind_env``) and the oracle reads ``env.sample``; an e
 ``info_ground_truth=True`` also works without binding (``info["sample"]``).
 
 With ``use_tool=True`` (default) it first crops the evidence window (or views the visual prompt when
-a sample has no evidence window), so oracle episodes also exercise the tools.
+a sample has no evidence window but a marked target), so oracle episodes also exercise the tools.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class OraclePolicy(Policy):
                 if e > s:
                     call = {"name": "crop_video", "arguments": {"start_time": round(s, 3), "end_time": round(e, 3)}}
                     return f"<think>The evidence is around {s:.1f}-{e:.1f} s; let me watch it.</think><tool_call>{json.dumps(call)}</tool_call>"
-            call = {"name": "view_visual_prompt", "arguments": {}}
-            return f"<think>Let me look at the marked target.</think><tool_call>{json.dumps(call)}</tool_call>"
+            if sample.has_visual_prompt:  # a question without a mark runs without view_visual_prompt
+                call = {"name": "view_visual_prompt", "arguments": {}}
+                return f"<think>Let me look at the marked target.</think><tool_call>{json.dumps(call)}</tool_call>"
         return f"<think>I know the answer.</think><answer>{format_answer(sample)}</answer>"

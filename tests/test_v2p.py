@@ -158,3 +158,75 @@ def test_score_and_cli(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["official_correct"] == 1 and set(printed["per_dimension"]) == {"2", "13"}
     assert main(["v2p-score", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_paper_rule_next_to_the_official_one(tmp_path, capsys):
+    """VideoSeeker's rule: first letter in the first <answer> tag; rows without one leave the denominator."""
+    rows = [row(response="<think>A?</think><answer>B</answer>"), row(response="<answer>b) a pen</answer>"),
+            row(response="<answer>C</answer>", dimension=13), row(response="B"),  # no tag: not scored
+            row(response="<answer> </answer>", dimension=13)]
+    score = score_v2p_responses(rows)
+    assert (score["paper_correct"], score["paper_scored"], score["official_correct"]) == (2, 3, 1)
+    assert score["paper_accuracy"] == 2 / 3 and score["paper_accuracy_all"] == 2 / 5 and score["paper_mode"] == "tool"
+    assert {k: score["per_dimension"]["2"][k] for k in ("n", "paper_correct", "paper_scored", "official_correct")} == {
+        "n": 3, "paper_correct": 2, "paper_scored": 2, "official_correct": 1}
+    assert (score["per_dimension"]["13"]["paper_scored"], score["per_dimension"]["13"]["paper_accuracy"]) == (1, 0.0)
+    direct = score_v2p_responses(rows, mode="direct")
+    assert (direct["paper_correct"], direct["paper_scored"]) == (1, 5)  # only the bare "B" equals the answer
+    path = tmp_path / "responses.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["v2p-score", str(path), "--mode", "reasoning"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["paper_correct"] == 2 and printed["per_dimension"]["13"]["paper_scored"] == 1
+    assert "official_accuracy" in printed and "robust_accuracy" in printed
+
+
+def test_v2p_spec_and_episode_verdicts(v2p_root):
+    """``v2p:PATH`` loads the same samples as the bare path, tagged with the benchmark and its categories."""
+    path = v2p_root / "dataset_info.jsonl"
+    ds = load_dataset(f"v2p:{v2p_root}")  # the folder finds dataset_info*.jsonl
+    assert [s.id for s in ds.samples] == [s.id for s in load_dataset(path).samples]
+    s = ds.samples[0]
+    assert s.meta["benchmark"] == "v2p" and "dimension" in s.meta["categories"]
+
+
+# Answer -> first character of the reply, counted over the 1,169 rows of V2P-Bench's published
+# Qwen2.5-VL-72B-Instruct response file (data/Qwen2.5-VL-72B-Instruct.jsonl, read row by row through
+# the project's public-code index; "!" stands for its ten replies of 64 exclamation marks). Only
+# these counts are kept: the rows below are our own questions with the same answer/reply pattern.
+PUBLISHED_72B_PATTERN = {
+    "A!": 2, "AA": 206, "AB": 40, "AC": 49, "AD": 31, "B!": 1, "BA": 38, "BB": 167, "BC": 39, "BD": 34,
+    "C!": 3, "CA": 24, "CB": 34, "CC": 196, "CD": 36, "D!": 4, "DA": 27, "DB": 31, "DC": 38, "DD": 169,
+}
+
+
+def test_official_rule_reproduces_the_published_72b_number(tmp_path, capsys):
+    """The official rule gives 738 / 1,169 on replies with the published file's pattern; the paper's
+    tool mode scores none of them (no answer tag) and its direct mode agrees with the official rule."""
+    rows = []
+    for pair, count in PUBLISHED_72B_PATTERN.items():
+        answer, first = pair
+        reply = "!" * 64 if first == "!" else first
+        rows += [row(video_id=f"v{pair}{k}", answer=answer, response=reply) for k in range(count)]
+    assert len(rows) == 1169
+    path = tmp_path / "qwen72b_pattern.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["v2p-score", str(path)]) == 0
+    tool = json.loads(capsys.readouterr().out)
+    assert (tool["n"], tool["official_correct"]) == (1169, 738)
+    assert round(100 * tool["official_accuracy"], 1) == 63.1
+    assert (tool["paper_scored"], tool["paper_correct"]) == (0, 0)
+    direct = score_v2p_responses(rows, mode="direct")
+    assert (direct["paper_correct"], direct["paper_scored"]) == (738, 1169)
+
+
+def test_generic_score_command_agrees_with_v2p_score(tmp_path, capsys):
+    rows = [row(response="B"), row(response="<answer>B</answer>", dimension=13), row(response="C")]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["score", "v2p", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    v2p = score_v2p_responses(rows)
+    assert out["official"]["overall"]["correct"] == v2p["official_correct"] == 1
+    assert out["paper"]["overall"]["correct"] == v2p["paper_correct"] == 1
+    assert out["official"]["per_dimension"]["13"]["n"] == 1

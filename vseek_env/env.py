@@ -113,9 +113,9 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         self.frame_cache = frame_cache
         self.tools = {name: get_tool(name) for name in self.config.tools}
         self.reward_fn = make_reward(self.config.reward)
-        self.system_prompt = build_system_prompt(
-            [tool.prompt_text(self.config.compat_paths) for tool in self.tools.values()], style=self.config.prompt_style
-        )
+        # The tools offered and the system prompt follow the episode's sample (see _offer); before
+        # the first reset, whether any sample of the dataset marks a target.
+        self._offered, self.system_prompt = self._offer(any(s.has_visual_prompt for s in self.dataset.samples))
         cfg = self.config
         h, w = cfg.obs_frame_size
         self.observation_space = spaces.Dict(
@@ -152,7 +152,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
 
     def tool_schemas(self) -> list[dict]:
         """OpenAI-style function schemas of the tools this env offers."""
-        return [tool.json_schema(self.config.compat_paths) for tool in self.tools.values()]
+        return [tool.json_schema(self.config.compat_paths) for tool in self._offered.values()]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         super().reset(seed=seed)
@@ -195,7 +195,8 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             for f, t, i in zip(overview.frames, overview.times, overview.indices)
         ]
         n_overview = len(frames)
-        if self.config.show_prompt_frame:
+        show_prompt = self.config.show_prompt_frame and self._prompt_frame is not None
+        if show_prompt:
             frames += [{"time": self._prompt_time if k == 0 else None, "image": image, "source": "prompt", "index": None}
                        for k, image in enumerate(self._prompt_frames or (self._prompt_frame,))]
         paper_style = self.config.prompt_style == "paper"
@@ -207,13 +208,13 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             parts += self._frame_parts(frames[:n_overview])
         if paper_style:
             parts.append({"type": "text", "text": "\n" + self._question_lines(sample, video)})
-        if self.config.show_prompt_frame:
+        if show_prompt:
             parts.append({"type": "text", "text": "\nThe visual-prompt frame:"})
             parts += self._frame_parts(frames[n_overview:])
-        elif "view_visual_prompt" in self.tools:
+        elif self._prompt_frame is not None and "view_visual_prompt" in self._offered:
             parts.append({"type": "text", "text": "\nThe target of the question is marked with a visual prompt on a frame "
                           "that is not shown here: call view_visual_prompt to see it."})
-        if paper_style and "crop_video" in self.tools:
+        if paper_style and "crop_video" in self._offered:
             parts.append({"type": "text", "text": " To watch part of the video more closely, call crop_video with a start "
                           "and an end time in seconds."})
         messages = [{"role": "user", "content": parts}]
@@ -338,17 +339,21 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         self._prompt_frames = prompt_frame if isinstance(prompt_frame, tuple) else ()
         self._prompt_frame = self._prompt_frames[0] if self._prompt_frames else prompt_frame
         self._prompt_time = prompt_time
+        self._offered, self.system_prompt = self._offer(sample.has_visual_prompt)
         return overview
 
-    def _load(self, sample: Sample) -> tuple[Video, np.ndarray, float | None, FrameBatch]:
+    def _load(self, sample: Sample) -> tuple[Video, np.ndarray | None, float | None, FrameBatch]:
         """The decoding half of :meth:`_open`; touches no episode state (it may run on the worker)."""
         try:
             video = open_video(self.dataset.video_path(sample), cache=self.frame_cache)
         except VideoError as exc:
             raise VideoError(f"sample {sample.id!r}: {exc}") from exc
         try:
-            prompt_frame, prompt_time = self._render_prompt(sample, video)
-            extra = tuple(self._read_prompt_image(path) for path in _extra_prompt_images(sample))
+            if sample.has_visual_prompt:
+                prompt_frame, prompt_time = self._render_prompt(sample, video)
+                extra = tuple(self._read_prompt_image(path) for path in _extra_prompt_images(sample))
+            else:
+                prompt_frame, prompt_time, extra = None, None, ()
             cfg = self.config
             indices = self._overview_indices(video)
             overview = video.read(indices, max_pixels=self._overview_pixels(len(indices)), factor=cfg.patch_factor, stack=False)
@@ -359,6 +364,14 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             video.close()
             raise VideoError(f"sample {sample.id!r}: cannot render its visual prompt: {exc}") from exc
         return video, (prompt_frame, *extra) if extra else prompt_frame, prompt_time, overview
+
+    def _offer(self, prompted: bool) -> tuple[dict, str]:
+        """The tools and system prompt of an episode: a question without a marked target gets no
+        ``view_visual_prompt`` (there is nothing for it to show) and no sentence about the mark."""
+        tools = {name: tool for name, tool in self.tools.items() if prompted or name != "view_visual_prompt"}
+        text = build_system_prompt([tool.prompt_text(self.config.compat_paths) for tool in tools.values()],
+                                   style=self.config.prompt_style, visual_prompt=prompted)
+        return tools, text
 
     def _close_video(self) -> None:
         if self._video is not None:
@@ -451,9 +464,9 @@ class VideoSeekerEnv(gym.Env[dict, str]):
 
     def _run_tool(self, name: str, arguments: dict, room: int) -> tuple[ToolRecord, ToolResult | None, str]:
         """Validate and run one call that may return at most ``room`` frames."""
-        tool = self.tools.get(name)
+        tool = self._offered.get(name)
         if tool is None:
-            msg = f"unknown tool {name!r}; available tools: {', '.join(self.tools) or 'none'}."
+            msg = f"unknown tool {name!r}; available tools: {', '.join(self._offered) or 'none'}."
             return ToolRecord(name, arguments, ok=False, error_code=ErrorCode.UNKNOWN_TOOL.value, message=msg), None, f"Error: {msg}"
         ctx = ToolContext(
             video=self._video, sample=self._sample, config=self.config, prompt_frame=self._prompt_frame,

@@ -253,12 +253,13 @@ def format_timestamp_label(t: float) -> str:
     return f"<{format_number(t)} seconds>"
 
 
-def build_system_prompt(tool_prompts: list[str], style: str = "default") -> str:
+def build_system_prompt(tool_prompts: list[str], style: str = "default", *, visual_prompt: bool = True) -> str:
     """The instructions every episode starts with: the grammar and each tool's description.
 
     ``style="default"``: the env's system message. ``style="paper"``: the paper's structure, in our
     own words: one tool call per response, think again after every tool result, then the answer;
     the env puts it at the top of the first user text (the paper's inference has no system role).
+    ``visual_prompt=False`` (a question with no marked target) drops the sentence about the mark.
     """
     tools = "\n".join(tool_prompts) if tool_prompts else "(no tools: answer directly)"
     if style == "paper":
@@ -271,10 +272,10 @@ def build_system_prompt(tool_prompts: list[str], style: str = "default") -> str:
             "After each tool result, think again about what it shows before the next step.\n\n"
             f"Tools you can call:\n{tools}"
         )
+    mark = "The target of the question is marked with a visual prompt on one frame. " if visual_prompt else ""
     return (
-        "You answer questions about one video. The target of the question is marked with a visual "
-        "prompt on one frame. Think, use the tools to look at the video when the frames you have are "
-        "not enough, then answer.\n\n"
+        f"You answer questions about one video. {mark}Think, use the tools to look at the video when "
+        "the frames you have are not enough, then answer.\n\n"
         "Format every response as\n"
         "<think>your reasoning</think>\n"
         "followed by EITHER one or more tool calls\n"

@@ -80,12 +80,17 @@ def _ensure_builtin() -> None:
 
 
 def load_dataset(spec: str | os.PathLike | Dataset | Sequence[Sample]) -> Dataset:
-    """A :class:`Dataset` from a registered name, a JSONL / JSON / Parquet file, or samples."""
+    """A :class:`Dataset` from a registered name, a benchmark spec (``videomme:PATH``, see
+    :mod:`vseek_env.data.benchmarks`), a JSONL / JSON / Parquet file, or samples."""
     if isinstance(spec, Dataset):
         return spec
     if isinstance(spec, (list, tuple)):
         return Dataset("<in-memory>", list(spec))
     spec_str = os.fspath(spec)
+    from vseek_env.data.benchmarks import load_benchmark, split_spec
+
+    if split_spec(spec_str) is not None:  # videomme:PATH, longvideobench:PATH, ...
+        return load_benchmark(spec_str)
     _ensure_builtin()
     if spec_str in _BUILDERS:
         path = _BUILDERS[spec_str](cache_dir())

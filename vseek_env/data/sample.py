@@ -157,6 +157,15 @@ class Sample:
             raise SampleError(f"sample {self.id!r}: 'evidence' must be [start, end] seconds")
 
     @property
+    def has_visual_prompt(self) -> bool:
+        """Whether the target is marked: the prompt has a frame time or a pre-rendered image.
+
+        General video benchmarks (Video-MME, LongVideoBench, LongVT) have none; their episodes run
+        without ``view_visual_prompt``.
+        """
+        return self.prompt.time is not None or bool(self.prompt.image)
+
+    @property
     def choices_text(self) -> str:
         """Options formatted as ``A. text`` lines (empty for non-choice samples)."""
         return "\n".join(f"{letter}. {text}" for letter, text in zip(option_letters(len(self.options)), self.options))

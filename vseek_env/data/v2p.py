@@ -118,6 +118,9 @@ def v2p_row_to_sample(row: dict, sample_id: str, *, videos_root: Path | None = N
         return str(Path(rel) if Path(rel).is_absolute() or root is None else root / rel)
 
     meta = {
+        "benchmark": "v2p",
+        "categories": {k: v for k, v in (("dimension", dimension), ("source", row.get("source")),
+                                         ("category", row.get("category"))) if v not in (None, "")},
         "video_id": row["video_id"], "video_path": row["video_path"], "frame_paths": list(frames),
         # every marked frame, resolved: view_visual_prompt shows them all (24 of 1,169 rows have several)
         "prompt_images": [resolve(frames_root, str(f)) for f in frames],
@@ -184,7 +187,32 @@ def load_v2p(path: str | Path, *, root: str | Path | None = None, videos_root: s
     return Dataset(path.stem, samples, root=base)
 
 
+def load(path: str | Path) -> Dataset:
+    """``v2p:PATH``: the dataset file, or the folder holding ``dataset_info*.json*``."""
+    from vseek_env.data.benchmarks import find_file
+
+    return load_v2p(find_file(Path(path), ("dataset_info*.jsonl", "dataset_info*.json", "*.jsonl", "*.json"), "v2p"))
+
+
 # -- scoring ---------------------------------------------------------------------------------------
+
+NAME = "v2p"
+CATEGORY_FIELDS = ("dimension", "source", "category")
+RESPONSE_KEY = "response"
+
+
+def official_verdict(row: dict, response: Any) -> bool:
+    """V2P-Bench's rule on a response row (see :func:`official_correct`)."""
+    return official_correct(response, str(row.get("answer", "")).strip().upper())
+
+
+def truth_letter(row: dict) -> str:
+    return str(row.get("answer", "")).strip().upper()
+
+
+def episode_verdict(sample: Sample, response: str, answer: str | None, judge: Any = None) -> bool:
+    """The official rule on an env episode: it reads the answer text (the whole reply if none)."""
+    return official_correct(answer if answer is not None else response, str(sample.answer))
 
 _ANSWER_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 
@@ -220,13 +248,18 @@ def _n_options(row: dict) -> int:
     return len(options) or 4
 
 
-def score_v2p_responses(rows: Iterable[dict], response_key: str = "response") -> dict:
+def score_v2p_responses(rows: Iterable[dict], response_key: str = "response", mode: str = "tool") -> dict:
     """Score V2P-Bench response rows (dataset rows plus ``response``).
 
-    Returns ``n``, ``official_correct`` (first-character rule), ``robust_correct``, the two
-    accuracies, ``unanswered`` (no letter found), ``per_dimension`` keyed by the raw integer code
-    (as a string in JSON) with the same counts, ``per_duration`` and both dimension maps.
+    Returns ``n``, ``official_correct`` (first-character rule), ``robust_correct``, the paper's rule
+    in ``mode`` (:func:`vseek_env.evaluation.scoring.paper_correct`): ``paper_correct``,
+    ``paper_scored`` (rows it could read), ``paper_accuracy`` (correct / scored, the paper's
+    denominator) and ``paper_accuracy_all`` (correct / n); the accuracies, ``unanswered`` (no letter
+    found by the robust reader), ``per_dimension`` keyed by the raw integer code (as a string in JSON)
+    with the same counts, ``per_duration``, ``paper_mode`` and both dimension maps.
     """
+    from vseek_env.evaluation.scoring import paper_correct
+
     total = Counter()
     per_dim: dict[int | None, Counter] = {}
     per_dur: dict[str, Counter] = {}
@@ -236,6 +269,7 @@ def score_v2p_responses(rows: Iterable[dict], response_key: str = "response") ->
         off = official_correct(response, answer)
         letter = robust_letter(response, _n_options(row))
         rob = letter is not None and letter == answer
+        paper = paper_correct(response, answer, mode)
         dim = row.get("dimension")
         dim = int(dim) if isinstance(dim, (int, float, str)) and str(dim).lstrip("-").isdigit() else dim
         for bucket in (total, per_dim.setdefault(dim, Counter()), per_dur.setdefault(duration_bucket(row.get("duration")), Counter())):
@@ -243,6 +277,8 @@ def score_v2p_responses(rows: Iterable[dict], response_key: str = "response") ->
             bucket["official_correct"] += off
             bucket["robust_correct"] += rob
             bucket["unanswered"] += letter is None
+            bucket["paper_scored"] += paper is not None
+            bucket["paper_correct"] += bool(paper)
 
     def block(c: Counter) -> dict:
         n = c["n"]
@@ -251,6 +287,9 @@ def score_v2p_responses(rows: Iterable[dict], response_key: str = "response") ->
             "unanswered": c["unanswered"],
             "official_accuracy": c["official_correct"] / n if n else 0.0,
             "robust_accuracy": c["robust_correct"] / n if n else 0.0,
+            "paper_correct": c["paper_correct"], "paper_scored": c["paper_scored"],
+            "paper_accuracy": c["paper_correct"] / c["paper_scored"] if c["paper_scored"] else 0.0,
+            "paper_accuracy_all": c["paper_correct"] / n if n else 0.0,
         }
 
     def dim_key(d):
@@ -259,6 +298,7 @@ def score_v2p_responses(rows: Iterable[dict], response_key: str = "response") ->
     out = block(total)
     out["per_dimension"] = {str(d): block(per_dim[d]) for d in sorted(per_dim, key=dim_key)}
     out["per_duration"] = {k: block(v) for k, v in per_dur.items()}
+    out["paper_mode"] = mode
     out["dimension_maps"] = {
         "eval_py": {str(k): v for k, v in DIMENSIONS_EVAL_PY.items()},
         "by_content": {str(k): v for k, v in DIMENSIONS_BY_CONTENT.items()},

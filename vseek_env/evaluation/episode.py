@@ -163,6 +163,8 @@ def _base_record(task: Task, sample, policy: str) -> dict:
         "answer_kind": sample.answer_kind, "duration": duration, "duration_bucket": duration_bucket(duration),
         "source": sample.source, "needs_tools": sample.needs_tools,
         "question": sample.question, "options": d["options"], "truth": d["answer"],
+        # A published benchmark's name and its own grouping fields (duration group, task type, ...).
+        "benchmark": sample.meta.get("benchmark"), "categories": dict(sample.meta.get("categories") or {}),
     }
 
 
@@ -184,6 +186,8 @@ def answer_score(sample, result) -> tuple[float, str]:
 
 
 def _result_fields(sample, result) -> dict:
+    from vseek_env.evaluation.scoring import episode_verdicts
+
     traj = result.trajectory
     score, rule = answer_score(sample, result)
     unread = rule == "unparsed" or (rule == "judge_fallback" and (result.metrics or {}).get("accuracy/fallback_rule") == "unparsed")
@@ -199,6 +203,8 @@ def _result_fields(sample, result) -> dict:
         "tool_counts": dict(Counter(r.name for r in calls if r.ok)),
         "error_codes": dict(codes),
         "cropped_windows": [list(w) for w in traj.cropped_windows],
+        # The paper's rule (three modes) and the benchmark's official rule on the final reply.
+        "verdicts": episode_verdicts(sample, traj.turns[-1].response if traj.turns else None, result.answer),
     }
 
 

@@ -47,6 +47,25 @@ def _table(rows: dict, header: str) -> str:
     return f"<table><tr><th>{escape(header)}</th><th>n</th><th>correct</th><th>accuracy</th></tr>{body}</table>"
 
 
+def _rules_html(rules: dict) -> list[str]:
+    """One table per scoring rule (official, paper_direct, ...): overall then each category value,
+    with the accuracy over all rows and over the rows the rule could read."""
+    parts = []
+    for rule, result in rules.items():
+        rows = [("overall", result["overall"])]
+        if result.get("decided_by"):
+            rows[0] = (f"overall (decided by {', '.join(f'{k} {v}' for k, v in result['decided_by'].items())})", result["overall"])
+        for key, groups in result.items():
+            if key.startswith("per_"):
+                rows += [(f"{key[4:]} = {value}", t) for value, t in groups.items()]
+        body = "".join(
+            f"<tr><td>{escape(str(name))}</td><td>{t['n']}</td><td>{t['scored']}</td><td>{t['correct']}</td>"
+            f"<td>{t['accuracy']:.3f}</td><td>{t['scored_accuracy']:.3f}</td></tr>" for name, t in rows)
+        parts.append(f"<h3>rule: {escape(rule)}</h3><table><tr><th>group</th><th>n</th><th>scored</th><th>correct</th>"
+                     f"<th>accuracy (all)</th><th>accuracy (scored)</th></tr>{body}</table>")
+    return parts
+
+
 def _summary_html(summary: dict, title: str) -> str:
     parts = [f"<h1>{escape(title)}</h1>",
              f"<p>accuracy <b>{summary['accuracy']:.3f}</b> ({summary['correct']}/{summary['episodes']}); "
@@ -56,6 +75,9 @@ def _summary_html(summary: dict, title: str) -> str:
     for key, header in (("per_dimension", "dimension"), ("per_prompt_style", "prompt style"),
                         ("per_answer_kind", "answer kind"), ("per_duration", "duration")):
         parts.append(_table(summary.get(key, {}), header))
+    for field, groups in (summary.get("per_category") or {}).items():
+        parts.append(_table(groups, field))
+    parts += _rules_html((summary.get("benchmark") or {}).get("rules") or {})
     parts.append("<details><summary>summary JSON</summary><pre>" + escape(json.dumps(summary, indent=1)) + "</pre></details>")
     return "\n".join(parts)
 

@@ -18,6 +18,8 @@ import math
 from collections import Counter, defaultdict
 from typing import Iterable
 
+from vseek_env.evaluation.scoring import summarize_verdicts
+
 GROUPS = {"per_dimension": "dimension", "per_prompt_style": "prompt_style", "per_answer_kind": "answer_kind",
           "per_duration": "duration_bucket", "per_source": "source",
           "per_needs_tools": "needs_tools"}
@@ -86,4 +88,20 @@ def summarize(records: Iterable[dict]) -> dict:
         "max": max(latency, default=0.0), "total": sum(latency), "policy_mean": _mean(policy_s),
     }
     out["turns_mean"] = _mean([float(r.get("num_turns", 0)) for r in ok])
+    out["per_category"] = _per_category(records, correct)
+    benchmarks = sorted({str(r["benchmark"]) for r in records if r.get("benchmark")})
+    if benchmarks or any("verdicts" in r for r in records):
+        # The paper's rule in its three modes and each benchmark's official rule, overall and per
+        # category; each with accuracy over all rows and over the rows it could read.
+        out["benchmark"] = {"names": benchmarks, "rules": summarize_verdicts(records)}
     return out
+
+
+def _per_category(records: list[dict], correct: list[bool]) -> dict:
+    """``{field: {value: {n, correct, accuracy}}}`` over the benchmark categories of the records."""
+    groups: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    for r, c in zip(records, correct):
+        for field, value in (r.get("categories") or {}).items():
+            groups[field][str(value)].append(c)
+    return {f: {k: {"n": len(v), "correct": sum(v), "accuracy": _mean([float(x) for x in v])}
+                for k, v in sorted(vals.items())} for f, vals in sorted(groups.items())}
