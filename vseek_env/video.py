@@ -523,10 +523,12 @@ def check_monotonic(stamps: list[int], dts: list[int | None], path: Any) -> None
     with the ffmpeg CLI (which corrects TS discontinuities) gives one monotonic timeline.
 
     >>> check_monotonic([0, 2, 1, 3], [-1, 0, 1, 2], "ok.mp4")   # B-frame reordering is fine
-    >>> check_monotonic([0, 1, 0, 1], [0, 1, 0, 1], "x.ts")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    vseek_env.video.VideoError: x.ts: timestamps restart at packet 2 (decode time 1 -> 0): ...
+    >>> try:
+    ...     check_monotonic([0, 1, 0, 1], [0, 1, 0, 1], "x.ts")
+    ... except VideoError as exc:
+    ...     str(exc)[:52]
+    'x.ts: timestamps restart at packet 2 (decode time 1 '
+
     """
     backwards = None
     if all(d is not None for d in dts):
@@ -744,10 +746,10 @@ def split_by_keyframe(meta: VideoMeta, wanted: list[int], parts: int) -> list[li
     """``wanted`` (sorted indices) cut into at most ``parts`` runs of whole keyframe intervals, with
     about equal decoding work (frames from each interval's keyframe to its last wanted frame).
 
-    >>> meta = VideoMeta(key=(), width=2, height=2, duration=8.0, pts=np.arange(8), key_pts=np.array([0, 4]),
-    ...                  time_base=Fraction(1), frame_times=np.arange(8.0))
-    >>> split_by_keyframe(meta, [1, 2, 5, 7], 2), split_by_keyframe(meta, [1, 2], 2)
-    ([[1, 2], [5, 7]], [[1, 2]])
+    >>> meta = VideoMeta(key=(), width=2, height=2, duration=400.0, pts=np.arange(400), key_pts=np.array([0, 200]),
+    ...                  time_base=Fraction(1), frame_times=np.arange(400.0))
+    >>> split_by_keyframe(meta, [10, 150, 210, 390], 2), split_by_keyframe(meta, [10, 20], 2)
+    ([[10, 150], [210, 390]], [[10, 20]])
     """
     w = np.asarray(wanted, dtype=np.int64)
     gop = np.searchsorted(meta.key_pts, meta.pts[w], side="right") - 1

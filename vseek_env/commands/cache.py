@@ -76,9 +76,11 @@ def build_store(dataset, store, *, fps: float = 1.0, max_pixels: int | None = No
                     times = [s.prompt.time for s in samples if s.prompt.time is not None and not s.prompt.image]
                     if times:
                         added += store.add(video, sorted({video.index_at(t) for t in times}), (video.height, video.width))
-        except VideoError as exc:
-            counts["failed"].append({"video": path, "samples": [s.id for s in samples], "error": str(exc)})
-            log(f"[{n}/{len(by_video)}] FAILED {path}: {exc}")
+        except (VideoError, OSError, ValueError, IndexError, MemoryError) as exc:
+            # one bad video (unreadable, hostile sizes, a full disk) is recorded; the others are still built
+            error = str(exc) if isinstance(exc, VideoError) else f"{type(exc).__name__}: {exc}"
+            counts["failed"].append({"video": path, "samples": [s.id for s in samples], "error": error})
+            log(f"[{n}/{len(by_video)}] FAILED {path}: {error}")
             continue
         counts["videos"] += 1
         counts["frames_added"] += added
