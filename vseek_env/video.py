@@ -597,7 +597,6 @@ def clear_process_caches() -> None:
     _META.clear()
     default_frame_cache().clear()
     _INFLIGHT.clear()
-    DECODE_STATS.clear()
 
 
 class _InFlight:
