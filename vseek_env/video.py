@@ -650,6 +650,7 @@ _INFLIGHT = _InFlight()
 # Below this many frames of decoding work a request runs on one decoder: a second container's
 # open and seek cost more than they save.
 MIN_PARALLEL_FRAMES = 48
+RUNS_PER_DECODER = 4
 
 
 def decode_threads() -> int:
@@ -712,9 +713,9 @@ def decode_frames(
     per call, whatever the order of ``indices``. Each frame is scaled to ``size`` right after it is
     decoded; no native-size RGB frame is kept.
 
-    Requests spanning several keyframe intervals are split into ``threads`` runs of consecutive
-    intervals with about equal decoding work, each decoded by its own container on its own
-    thread (default :func:`decode_threads`).
+    Requests spanning several keyframe intervals are split into runs of consecutive intervals
+    with about equal decoding work, which ``threads`` decoders (default :func:`decode_threads`),
+    each with its own container and thread, take from a shared queue.
     """
     path = Path(path)
     wanted = sorted(set(int(i) for i in indices))
@@ -723,9 +724,23 @@ def decode_frames(
     deadline = _Deadline(path, "decoding")
     try:
         if meta.pts_reliable:
-            parts = split_by_keyframe(meta, wanted, decode_threads() if threads is None else threads)
-            out = _in_parallel([lambda part=part: _decode_by_pts(path, meta, part, size, deadline) for part in parts],
-                               deadline)
+            workers = decode_threads() if threads is None else max(1, int(threads))
+            # more runs than decoders: a decoder whose core is busy elsewhere takes fewer of them
+            runs = split_by_keyframe(meta, wanted, workers * RUNS_PER_DECODER if workers > 1 else 1)
+            queue = list(reversed(runs))
+            lock = threading.Lock()
+
+            def decoder() -> dict[int, np.ndarray]:
+                found: dict[int, np.ndarray] = {}
+                with open_container(path) as container:
+                    while True:
+                        with lock:
+                            if not queue:
+                                return found
+                            run = queue.pop()
+                        found.update(_decode_by_pts(container, path, meta, run, size, deadline))
+
+            out = _in_parallel([decoder] * min(workers, len(runs)), deadline)
         else:
             out = _decode_in_order(path, meta, wanted, size, deadline=deadline)
     except VideoError:
@@ -803,57 +818,62 @@ def _in_parallel(jobs: list, deadline: "_Deadline") -> dict[int, np.ndarray]:
     return out
 
 
-def _decode_by_pts(path: Path, meta: VideoMeta, wanted: list[int], size, deadline: _Deadline) -> dict[int, np.ndarray]:
-    """The seeking decoder of :func:`decode_frames`; frames it cannot find are simply absent."""
+def _decode_by_pts(container, path: Path, meta: VideoMeta, wanted: list[int], size, deadline: _Deadline) -> dict[int, np.ndarray]:
+    """The seeking decoder of :func:`decode_frames` on an open ``container``; frames it cannot find
+    are simply absent."""
     target_pts = {int(meta.pts[i]): i for i in wanted}
     out: dict[int, np.ndarray] = {}
     todo = [int(meta.pts[i]) for i in wanted]  # ascending PTS
     missed: list[int] = []
     decoded = seeks = 0
-    with open_container(path) as container:
-        stream = container.streams.video[0]
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    if not ctx.is_open:
         stream.thread_type = "SLICE"  # parallelism comes from decoders over disjoint keyframe intervals
-        ctx = stream.codec_context
-        pos = 0
-        while pos < len(todo):
-            sought = _keyframe_before(meta, todo[pos])
-            container.seek(sought, stream=stream, backward=True)
-            ctx.flush_buffers()
-            seeks += 1
-            demuxed = -(1 << 62)  # highest PTS sent to the decoder since the seek
-            last_out = None
-            for n, packet in enumerate(container.demux(stream)):
-                if n % 32 == 0:
-                    deadline.check()
-                if packet.pts is not None:
-                    demuxed = max(demuxed, int(packet.pts))
-                    ctx.skip_frame = "DEFAULT" if int(packet.pts) in target_pts else "NONREF"
-                else:
-                    ctx.skip_frame = "DEFAULT"
-                for frame in ctx.decode(packet):
-                    decoded += 1
-                    last_out = frame.pts
-                    if frame.pts in target_pts:
-                        out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
-                pos = _advance(todo, pos, out, target_pts, last_out, missed)
-                if pos >= len(todo):
-                    break
-                ahead = _keyframe_before(meta, todo[pos])
-                # a later keyframe lies before the next wanted frame: seek there. (Only if later than
-                # the last seek: with an edit list, a seek can land a keyframe early, and seeking to
-                # the same place again would never progress.)
-                if ahead > demuxed and ahead > sought:
-                    break
-            else:  # end of stream: drain the decoder's delayed frames
-                ctx.skip_frame = "DEFAULT"
-                for frame in ctx.decode(None):
-                    decoded += 1
-                    if frame.pts in target_pts:
-                        out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
-                while pos < len(todo):
-                    if target_pts[todo[pos]] not in out:
-                        missed.append(target_pts[todo[pos]])
-                    pos += 1
+    pos = 0
+    while pos < len(todo):
+        sought = _keyframe_before(meta, todo[pos])
+        container.seek(sought, stream=stream, backward=True)
+        ctx.flush_buffers()
+        seeks += 1
+        demuxed = -(1 << 62)  # highest PTS sent to the decoder since the seek
+        last_out = None
+        skip = ""
+        ahead_of = -1  # the pos whose keyframe `ahead` is (one search per wanted frame, not per packet)
+        for n, packet in enumerate(container.demux(stream)):
+            if n % 32 == 0:
+                deadline.check()
+            pts = packet.pts
+            if pts is not None:
+                demuxed = max(demuxed, pts)
+            want = "DEFAULT" if pts is None or pts in target_pts else "NONREF"
+            if want != skip:  # setting the option parses its name: only on a change
+                ctx.skip_frame = skip = want
+            for frame in ctx.decode(packet):
+                decoded += 1
+                last_out = frame.pts
+                if frame.pts in target_pts:
+                    out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
+            pos = _advance(todo, pos, out, target_pts, last_out, missed)
+            if pos >= len(todo):
+                break
+            if ahead_of != pos:
+                ahead, ahead_of = _keyframe_before(meta, todo[pos]), pos
+            # a later keyframe lies before the next wanted frame: seek there. (Only if later than
+            # the last seek: with an edit list, a seek can land a keyframe early, and seeking to
+            # the same place again would never progress.)
+            if ahead > demuxed and ahead > sought:
+                break
+        else:  # end of stream: drain the decoder's delayed frames
+            ctx.skip_frame = "DEFAULT"
+            for frame in ctx.decode(None):
+                decoded += 1
+                if frame.pts in target_pts:
+                    out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
+            while pos < len(todo):
+                if target_pts[todo[pos]] not in out:
+                    missed.append(target_pts[todo[pos]])
+                pos += 1
     DECODE_STATS.add(decoded=decoded, seeks=seeks)
     if missed:
         # a seek landed after a wanted frame (odd index, open GOP): one linear pass by PTS
