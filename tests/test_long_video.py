@@ -13,7 +13,7 @@ from videos import read_index, write_indexed_video
 
 from vseek_env.frame_store import FrameStore
 from vseek_env.video import (
-    DECODE_STATS, FrameCache, VideoMeta, clear_process_caches, open_video, split_by_keyframe,
+    DECODE_STATS, FrameCache, VideoMeta, clear_process_caches, open_video, protocol_indices, split_by_keyframe,
 )
 
 
@@ -128,3 +128,25 @@ def test_split_by_keyframe_partitions_whole_intervals_in_order(wanted, parts, ga
     gop_of = lambda i: int(np.searchsorted(keys, i, side="right")) - 1  # noqa: E731
     owners = [{gop_of(i) for i in run} for run in runs]
     assert all(not (a & b) for n, a in enumerate(owners) for b in owners[n + 1 :]), "an interval split in two"
+
+
+def test_cache_build_protocol_overview_stores_the_papers_sampling(long_clip, tmp_path):
+    from conftest import make_sample
+
+    from vseek_env.commands.cache import build_store
+    from vseek_env.data import Dataset
+
+    store = FrameStore(tmp_path / "store")
+    ds = Dataset("d", [make_sample("s", video=long_clip.name)], root=long_clip.parent)
+    build_store(ds, store, fps=0.25, max_pixels=96 * 192, overview_frames=0, prompt_frames=False,
+                protocol_overview=True, log=lambda m: None)
+    with open_video(long_clip, cache=FrameCache(0)) as video:
+        wanted = protocol_indices(video.num_frames, 10.0)
+        assert len(wanted) == 40  # 40 s at 1 fps
+        assert set(wanted.tolist()) <= set(store.indices(video.key, video.output_size(96 * 192)).tolist())
+
+
+def test_protocol_indices_follow_the_paper_rule():
+    assert len(protocol_indices(30000, 25.0)) == 256  # 20 min: capped at 256
+    assert protocol_indices(250, 25.0).tolist() == [0, 28, 55, 83, 111, 138, 166, 194, 221, 249]  # 10 s: 10 frames
+    assert len(protocol_indices(50, 25.0)) == 4  # at least 4

@@ -933,6 +933,22 @@ def _decode_in_order(path, meta, wanted, size, *, by_pts: bool = False, deadline
     return out
 
 
+def protocol_indices(num_frames: int, video_fps: float, *, fps: float = 1.0,
+                     max_frames: int = 256, min_frames: int = 4) -> np.ndarray:
+    """The paper protocol's video sampling (qwen-vl-utils, as its code feeds the video):
+    ``round(linspace(0, n-1, k))`` with ``k = duration * fps`` clamped to ``[min_frames, max_frames]``
+    and rounded to an even number. Defaults: 1 fps, at most 256 frames. ``vseek cache build
+    --protocol-overview`` stores these frames, so the overview is read without decoding.
+
+    >>> protocol_indices(30000, 25.0)[:3].tolist(), len(protocol_indices(30000, 25.0))
+    ([0, 118, 235], 256)
+    """
+    k = num_frames / video_fps * fps
+    k = min(max(k, min_frames), max_frames, num_frames)
+    k = max(2, int(round(k / 2)) * 2) if num_frames >= 2 else 1
+    return np.unique(np.round(np.linspace(0, num_frames - 1, k)).astype(np.int64))
+
+
 # -- the facade ----------------------------------------------------------------------------------------
 class Video:
     """An opened video: metadata, PTS of every frame, cached budgeted decoding.

@@ -5,8 +5,8 @@ panning camera, moving objects, a cut every 30 s, a fixed 10 s keyframe interval
 640x360, 20 minutes by default (``--long-seconds``) -- or takes ``--long-video``. Then, cold
 (empty process caches; the probe counts):
 
-* ``long_overview_s``: our reader (:meth:`Video.read_times`) on the paper protocol's overview:
-  1 fps up to 256 frames (qwen-vl-utils' rule: ``linspace(0, n-1, k).round()``) at 112,896 pixels,
+* ``long_overview_s``: our reader (:meth:`Video.read_times`) on the paper protocol's overview
+  (:func:`~vseek_env.video.protocol_indices`: 1 fps up to 256 frames) at 112,896 pixels,
   exact timestamps (no tolerance);
 * ``long_overview_decord_s``: decord's ``get_batch`` on the same indices at full resolution, then a
   bicubic resize to the same size, as the paper's code does;
@@ -36,25 +36,9 @@ import numpy as np
 LONG_SIZE = (360, 640)
 LONG_FPS = 25
 LONG_GOP_S = 10.0
-PROTOCOL_FPS = 1.0
-PROTOCOL_MAX_FRAMES = 256
 PROTOCOL_MAX_PIXELS = 112_896
 SCENE_S = 30
 INDEX_BITS = 16
-
-
-def protocol_indices(num_frames: int, video_fps: float, *, fps: float = PROTOCOL_FPS,
-                     max_frames: int = PROTOCOL_MAX_FRAMES, min_frames: int = 4) -> np.ndarray:
-    """qwen-vl-utils' video sampling (the paper's code): ``round(linspace(0, n-1, k))`` with
-    ``k = duration * fps`` clamped to ``[min_frames, max_frames]`` and rounded to an even number.
-
-    >>> protocol_indices(30000, 25.0)[:3].tolist(), len(protocol_indices(30000, 25.0))
-    ([0, 118, 235], 256)
-    """
-    k = num_frames / video_fps * fps
-    k = min(max(k, min_frames), max_frames, num_frames)
-    k = max(2, int(round(k / 2)) * 2) if num_frames >= 2 else 1
-    return np.unique(np.round(np.linspace(0, num_frames - 1, k)).astype(np.int64))
 
 
 # -- the long video ------------------------------------------------------------------------------------------------
@@ -169,7 +153,7 @@ def run_long_bench(*, seconds: int = 1200, video: str | None = None, repeats: in
                    threads: int | None = None, log=print) -> dict:
     """Every long-video measurement; returns the ``long_*`` keys (see the module docstring)."""
     from vseek_env.frame_store import FrameStore
-    from vseek_env.video import DECODE_STATS, FrameCache, clear_process_caches, decode_threads, open_video
+    from vseek_env.video import DECODE_STATS, FrameCache, clear_process_caches, decode_threads, open_video, protocol_indices
 
     if video:
         path, vinfo = Path(video), {"path": str(video)}
