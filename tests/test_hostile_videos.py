@@ -28,12 +28,7 @@ PEAK_RSS_MB = 1024
 ADDRESS_SPACE_MB = 1536
 
 
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch, tmp_path):
-    monkeypatch.setenv("VSEEK_FRAME_STORE", str(tmp_path / "no_store_here"))
-    clear_process_caches()
-    yield
-    clear_process_caches()
+pytestmark = pytest.mark.usefixtures("fresh_video_caches")
 
 
 def test_the_case_list_names_every_generator():

@@ -17,12 +17,7 @@ from vseek_env.video import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch, tmp_path):
-    monkeypatch.setenv("VSEEK_FRAME_STORE", str(tmp_path / "no_store_here"))
-    clear_process_caches()
-    yield
-    clear_process_caches()
+pytestmark = pytest.mark.usefixtures("fresh_video_caches")
 
 
 @pytest.fixture(scope="module")

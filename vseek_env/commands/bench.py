@@ -75,22 +75,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- the test video -------------------------------------------------------------------------------------
-def make_bench_video(path: Path, *, seconds: int, size: tuple[int, int], fps: int = 30, gop_s: float = 2.0) -> Path:
-    """H.264 (libx264 veryfast: B-frames on), fixed keyframe interval, moving content, burned frame bits."""
+def encode_h264(path: Path, frames, *, size: tuple[int, int], fps: int, gop: int) -> Path:
+    """Encode RGB ``frames`` (an iterable) with libx264 veryfast (B-frames on) and a fixed keyframe
+    interval of ``gop`` frames; written to a temporary file renamed into place."""
     import av
 
     h, w = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.zeros((h, w, 3), np.uint8)
-    base[..., 0] = xx * 255 // w
-    base[..., 2] = yy * 255 // h
-    gop = int(round(gop_s * fps))
-    box = max(8, h // 5)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast", "crf": "23"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+    return path
+
+
+def make_bench_video(path: Path, *, seconds: int, size: tuple[int, int], fps: int = 30, gop_s: float = 2.0) -> Path:
+    """H.264 (libx264 veryfast: B-frames on), fixed keyframe interval, moving content, burned frame bits."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.zeros((h, w, 3), np.uint8)
+    base[..., 0] = xx * 255 // w
+    base[..., 2] = yy * 255 // h
+    box = max(8, h // 5)
+
+    def frames():
         for i in range(seconds * fps):
             frame = np.roll(base, i * 4, axis=1)
             x, y = (i * 7) % (w - box), (i * 3) % (h - box)
@@ -100,12 +114,9 @@ def make_bench_video(path: Path, *, seconds: int, size: tuple[int, int], fps: in
             for bit in range(12):
                 if (i >> bit) & 1:
                     band[:, bit * (w // 12) : (bit + 1) * (w // 12) - 2] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, path)
-    return path
+            yield frame
+
+    return encode_h264(path, frames(), size=size, fps=fps, gop=int(round(gop_s * fps)))
 
 
 def _bench_video(quick: bool) -> tuple[Path, dict]:

@@ -79,38 +79,30 @@ def make_long_video(path: Path, *, seconds: int, size: tuple[int, int] = LONG_SI
     three moving objects, a cut every 30 s; the frame index burned into the bottom strip so a
     reader's frames can be checked. About 0.2 Mbit/s at 640x360 (x264 crf 23).
     """
-    import av
+    from vseek_env.commands.bench import encode_h264
 
     h, w = size
     rng = np.random.default_rng(seed)
-    gop = int(round(gop_s * fps))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
     scene_frames = SCENE_S * fps
-    with av.open(str(tmp), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast", "crf": "23"}
-        world = sprites = None
+
+    def frames():
         for i in range(seconds * fps):
-            if i % scene_frames == 0:  # a cut: a new scene, camera path and objects
+            k = i % scene_frames
+            if k == 0:  # a cut: a new scene, camera path and objects
                 world = _world(h * 2, w * 3, rng)
                 path_xy = rng.uniform(0, 1, (2, 2)) * [w * 2, h]
                 sprites = [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(-3, 3), rng.uniform(-2, 2),
                             int(rng.integers(h // 12, h // 5)), rng.integers(0, 256, 3)) for _ in range(3)]
-            u = (i % scene_frames) / scene_frames
+            u = k / scene_frames
             x, y = (path_xy[0] * (1 - u) + path_xy[1] * u).astype(int)
             frame = world[y : y + h, x : x + w].copy()
-            k = i % scene_frames
             for sx, sy, vx, vy, r, colour in sprites:
                 cx, cy = int(sx + vx * k) % w, int(sy + vy * k) % h
                 frame[max(0, cy - r) : cy + r, max(0, cx - r) : cx + r] = colour
             burn_index(frame, i)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, path)
-    return path
+            yield frame
+
+    return encode_h264(path, frames(), size=size, fps=fps, gop=int(round(gop_s * fps)))
 
 
 def long_bench_video(seconds: int, log=print) -> tuple[Path, dict]:
