@@ -238,3 +238,15 @@ def test_concurrent_builds_never_serve_wrong_pixels(clip, tmp_path):
             got = FrameStore(root).read(v.key, stored, size)
             assert {i: read_index(f) for i, f in got.items()} == {int(i): int(i) for i in stored}
             assert not list(root.rglob("*.tmp")), "no temporary file is left"
+
+
+def test_a_killed_build_leaves_nothing_a_rerun_does_not_clean(clip, tmp_path):
+    store = FrameStore(tmp_path / "store")
+    with open_video(clip, cache=FrameCache(0)) as v:
+        size = v.output_size()
+        store.add(v, [0], size)
+        leftover = store.folder(v.key) / ".frames_1x1_dead.u8.abc.tmp"  # as a SIGKILLed writer leaves it
+        leftover.write_bytes(b"x" * 1000)
+        store.add(v, [0, 5], size)
+        assert not leftover.exists()
+        assert {i: read_index(f) for i, f in store.read(v.key, [0, 5], size).items()} == {0: 0, 5: 5}

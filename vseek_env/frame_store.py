@@ -27,7 +27,8 @@ cache miss. A data file is never rewritten in place: a build writes a uniquely n
 file, renames it to its content-addressed name, points ``meta.json`` at it and only then deletes
 the old one, so a reader holding the old index reads the old file or, once it is gone, decodes
 instead. Builders of one video serialise on a lock file in its folder (``flock``), so concurrent
-builds neither mix their frames nor lose each other's.
+builds neither mix their frames nor lose each other's; a builder holding the lock deletes the
+temporary files of builds that were killed.
 
 Example:
     >>> store = FrameStore("/tmp/frames")                          # doctest: +SKIP
@@ -280,6 +281,10 @@ class FrameStore:
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
+            # every write to the folder happens under this lock: a temporary file seen now was left
+            # by a build that was killed
+            for stale in folder.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
             with self._lock:
                 self._entries.pop(self.digest(key), None)  # re-read under the lock: another builder may have written
             entry = self._entry(key)
