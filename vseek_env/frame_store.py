@@ -146,7 +146,10 @@ def _locked(folder: Path) -> Iterator[None]:
         return
     fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # e.g. ENOLCK on some network file systems: writes stay atomic, just unserialised
+            log.warning("frame store: cannot lock %s (%s); concurrent builds of this video may redo work", folder, exc)
         yield
     finally:
         os.close(fd)  # releases the lock
