@@ -73,3 +73,14 @@ def small_dataset(indexed_video) -> Dataset:
         make_sample("span0", answer_kind="span", options=(), answer=(2.0, 4.0), question="When does it move?"),
     ]
     return Dataset("small", samples, root=indexed_video.parent)
+
+
+@pytest.fixture()
+def fresh_video_caches(monkeypatch, tmp_path):
+    """No frame store, and empty process caches before and after: each test decodes what it reads."""
+    from vseek_env.video import clear_process_caches
+
+    monkeypatch.setenv("VSEEK_FRAME_STORE", str(tmp_path / "no_store_here"))
+    clear_process_caches()
+    yield
+    clear_process_caches()

@@ -16,6 +16,7 @@ import contextlib
 import importlib.machinery
 import json
 import math
+import os
 import sys
 import threading
 from pathlib import Path
@@ -82,7 +83,10 @@ def _wrap_decoder(monkeypatch: pytest.MonkeyPatch, module_name: str, attr: str, 
     original = getattr(module, attr)
 
     def wrapper(path, *args, **kwargs):
-        recorder.paths.append(str(path))
+        if hasattr(path, "fileno"):  # the env hands av.open a file it opened itself: record which file
+            recorder.paths.append(os.readlink(f"/proc/self/fd/{path.fileno()}"))
+        else:
+            recorder.paths.append(str(path))
         return original(path, *args, **kwargs)
 
     monkeypatch.setattr(module, attr, wrapper)

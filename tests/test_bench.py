@@ -20,3 +20,23 @@ def test_bench_quick_writes_the_documented_keys(tmp_path, capsys):
     assert result["window"]["frames"] >= 4
     printed = capsys.readouterr().out
     assert "(b) crop_video cold" in printed and f"wrote {out}" in printed
+
+
+def test_bench_long_reports_the_overview_against_decord(tmp_path, capsys):
+    """``--long`` on a short generated video: documented keys, exact frames, a store that decodes nothing."""
+    import pytest
+
+    pytest.importorskip("decord")
+    out = tmp_path / "long.json"
+    assert main(["bench", "--long", "--long-only", "--long-seconds", "40", "--threads", "2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for key in ("long_overview_s", "long_overview_decord_s", "long_speedup", "long_frames_decoded_per_frame",
+                "long_overview_tolerance_s", "long_overview_store_s"):
+        assert isinstance(result[key], (int, float)) and result[key] > 0, key
+    long = result["long"]
+    assert long["frames"] == 40 and long["threads"] == 2  # 1 fps over 40 s
+    assert long["exact"]["ours_exact"] and long["exact"]["decord_exact"] and long["exact"]["store_equal"]
+    assert long["work"]["store"]["frames_decoded"] == 0
+    assert long["tolerance_offsets_s"]["max"] <= long["tolerance_s"] + 1e-6
+    assert long["work"]["tolerance"]["frames_decoded"] < long["work"]["ours"]["frames_decoded"]
+    assert "frame store" in capsys.readouterr().out

@@ -34,13 +34,15 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -246,11 +248,36 @@ class VideoMeta:
 
     @classmethod
     def from_dict(cls, key: tuple, data: dict) -> "VideoMeta":
-        pts = np.asarray(data["pts"], dtype=np.int64)
-        tb = Fraction(*data["time_base"])
+        """Rebuild from :meth:`to_dict`; raises ``ValueError`` saying what is wrong with ``data``.
+
+        Stored metadata comes from a file (the frame store), so it is checked like a header:
+        positive sizes within :func:`max_video_pixels`, at least one PTS, PTS strictly increasing,
+        a positive time base.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"metadata must be an object, got {type(data).__name__}")
+        try:
+            width, height = int(data["width"]), int(data["height"])
+            duration = float(data["duration"])
+            pts = np.asarray(data["pts"], dtype=np.int64).reshape(-1)
+            key_pts = np.asarray(data["key_pts"], dtype=np.int64).reshape(-1)
+            num, den = (int(x) for x in data["time_base"])
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"malformed metadata: {type(exc).__name__}: {exc}") from None
+        if pts.size == 0 or key_pts.size == 0:
+            raise ValueError("metadata lists no frames (empty pts or key_pts)")
+        if pts.size > 1 and not bool(np.all(np.diff(pts) > 0)):
+            raise ValueError("metadata pts are not strictly increasing")
+        if num <= 0 or den <= 0 or not math.isfinite(duration) or duration < 0:
+            raise ValueError(f"metadata has a bad time base {num}/{den} or duration {duration}")
+        try:
+            check_frame_size(width, height, "stored metadata")
+        except VideoError as exc:
+            raise ValueError(str(exc)) from None
+        tb = Fraction(num, den)
         return cls(
-            key=key, width=int(data["width"]), height=int(data["height"]), duration=float(data["duration"]),
-            pts=pts, key_pts=np.asarray(data["key_pts"], dtype=np.int64), time_base=tb,
+            key=key, width=width, height=height, duration=duration,
+            pts=pts, key_pts=key_pts, time_base=tb,
             frame_times=_times_from_pts(pts, tb), codec=str(data.get("codec", "")),
             pts_reliable=bool(data.get("pts_reliable", True)),
         )
@@ -273,20 +300,112 @@ def file_key(path: str | Path) -> tuple:
     """``(resolved path, mtime_ns, size)``: identifies a video's content for caches and the frame store."""
     p = Path(path)
     try:
-        stat = p.stat()
+        st = p.stat()
     except FileNotFoundError:
         raise VideoError(f"video file not found: {p}") from None
-    except OSError as exc:
-        raise VideoError(f"cannot stat video {p}: {exc}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise VideoError(f"cannot stat video {p!r}: {exc}") from None
     if not p.is_file():
         raise VideoError(f"video path is not a file: {p}")
-    return (str(p.resolve()), stat.st_mtime_ns, stat.st_size)
+    return (str(p.resolve()), st.st_mtime_ns, st.st_size)
 
 
 def _import_av():
     import av  # deferred: keeps `import vseek_env` light
 
     return av
+
+
+# Demuxers a dataset video may be read with: containers that read only the bytes they are given.
+# Playlist and script demuxers (hls, dash, concat, image2, ...) open further files named inside the
+# data, so they are not on the list; nested opens are refused too (protocol whitelist "none").
+ALLOWED_FORMATS = (
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts", "mpeg", "flv",
+    "ogg", "asf", "mxf", "nut", "ivf", "h264", "hevc", "m4v", "dv", "gif", "yuv4mpegpipe",
+)
+_DEMUX_OPTIONS = {"format_whitelist": ",".join(ALLOWED_FORMATS), "protocol_whitelist": "none"}
+DEFAULT_MAX_VIDEO_PIXELS = 4096 * 2304  # DCI 4K plus margin
+
+
+def max_video_pixels() -> int:
+    """The largest ``width * height`` a video may have (``VSEEK_MAX_VIDEO_PIXELS``, default 4096x2304).
+
+    Checked against the stream header before any frame is decoded: a decoder's buffers grow with
+    the frame size, so an 8192x8192 file would need gigabytes to open.
+    """
+    raw = os.environ.get("VSEEK_MAX_VIDEO_PIXELS", str(DEFAULT_MAX_VIDEO_PIXELS))
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ValueError(f"VSEEK_MAX_VIDEO_PIXELS must be a number of pixels, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"VSEEK_MAX_VIDEO_PIXELS must be positive, got {raw!r}")
+    return value
+
+
+def check_frame_size(width: int, height: int, what: Any) -> None:
+    """Raise :class:`VideoError` naming ``what`` unless ``width x height`` is positive and within the cap.
+
+    >>> check_frame_size(1280, 720, "clip.mp4")
+    """
+    cap = max_video_pixels()
+    if width <= 0 or height <= 0:
+        raise VideoError(f"{what}: bad frame size {width}x{height}")
+    if width * height > cap:
+        raise VideoError(
+            f"{what}: frames of {width}x{height} pixels exceed the cap of {cap:,} pixels "
+            "(downscale the video, or raise VSEEK_MAX_VIDEO_PIXELS if the memory is there)"
+        )
+
+
+def open_local_file(path: str | Path) -> BinaryIO:
+    """``path`` opened for reading as a literal local regular file; raises :class:`VideoError`.
+
+    The name is never parsed as a URL or FFmpeg protocol (``concat:``, ``pipe:``, ...); FIFOs,
+    devices and folders are refused without blocking (opened non-blocking, checked with ``fstat``).
+
+    >>> with open_local_file(__file__) as fh:
+    ...     len(fh.read(3))
+    3
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise VideoError(f"video file not found: {p}") from None
+    except (OSError, ValueError) as exc:  # ValueError: NUL byte in the name
+        raise VideoError(f"cannot open video {p}: {exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise VideoError(f"video path is not a regular file: {p}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextmanager
+def open_container(path: str | Path) -> Iterator[Any]:
+    """A PyAV input container reading ``path`` through :func:`open_local_file`, demuxers restricted
+    to :data:`ALLOWED_FORMATS`. Both are closed on exit.
+    """
+    av = _import_av()
+    fh = open_local_file(path)
+    try:
+        try:
+            container = av.open(fh, "r", options=dict(_DEMUX_OPTIONS), metadata_errors="ignore")
+        except Exception as exc:
+            raise VideoError(
+                f"cannot open video {path}: {type(exc).__name__}: {exc} (supported containers: mp4/mov, mkv/webm, "
+                "avi, MPEG-TS/PS, flv, ogg, asf, mxf, nut, ivf, raw H.264/HEVC)"
+            ) from exc
+        try:
+            yield container
+        finally:
+            container.close()
+    finally:
+        fh.close()
 
 
 class _Deadline:
@@ -308,17 +427,19 @@ def probe_video(path: str | Path, key: tuple | None = None) -> VideoMeta:
 
     Raises :class:`VideoError` naming the file for missing, empty, corrupt or stream-less files.
     """
-    av = _import_av()
     path = Path(path)
     key = key or file_key(path)
     if key[2] == 0:
         raise VideoError(f"video file is empty (0 bytes): {path}")
     deadline = _Deadline(path, "probing")
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with open_container(path) as container:
             if not container.streams.video:
                 raise VideoError(f"no video stream in {path}")
             stream = container.streams.video[0]
+            header_w, header_h = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+            if header_w or header_h:  # checked before anything is decoded
+                check_frame_size(header_w, header_h, path)
             time_base = stream.time_base or Fraction(1, 1_000_000)
             pts: list[int | None] = []
             dts: list[int | None] = []
@@ -339,6 +460,7 @@ def probe_video(path: str | Path, key: tuple | None = None) -> VideoMeta:
             if not any(shown):
                 raise VideoError(f"video has no frames: {path}")
             stamps, reliable = frame_stamps(pts, dts)
+            check_monotonic(stamps, dts, path)
             all_pts = np.asarray(stamps, dtype=np.int64)
             pts_arr = all_pts[np.asarray(shown)]
             order = np.argsort(pts_arr, kind="stable")
@@ -358,6 +480,7 @@ def probe_video(path: str | Path, key: tuple | None = None) -> VideoMeta:
             if first_frame is None:
                 raise VideoError(f"no decodable frame in {path}")
             width, height = int(first_frame.width), int(first_frame.height)
+            check_frame_size(width, height, path)
             codec = stream.codec_context.name
     except VideoError:
         raise
@@ -393,6 +516,43 @@ def frame_stamps(pts: list[int | None], dts: list[int | None]) -> tuple[list[int
     if all(d is not None for d in dts):
         return [int(d) for d in dts], False
     return list(range(len(pts))), False
+
+
+def check_monotonic(stamps: list[int], dts: list[int | None], path: Any) -> None:
+    """Refuse a stream whose timestamps restart (raises :class:`VideoError` naming ``path``).
+
+    Clips joined without re-timing (concatenated MPEG-TS files, a camera that restarts its clock)
+    repeat presentation times and step decode times backwards. Such a stream has no single
+    timeline: ordering by PTS would interleave the clips and label one clip's pixels with the
+    other's times, and a seek by time is ambiguous. So it is refused, with the remedy: remuxing
+    with the ffmpeg CLI (which corrects TS discontinuities) gives one monotonic timeline.
+
+    >>> check_monotonic([0, 2, 1, 3], [-1, 0, 1, 2], "ok.mp4")   # B-frame reordering is fine
+    >>> try:
+    ...     check_monotonic([0, 1, 0, 1], [0, 1, 0, 1], "x.ts")
+    ... except VideoError as exc:
+    ...     str(exc)[:52]
+    'x.ts: timestamps restart at packet 2 (decode time 1 '
+
+    """
+    backwards = None
+    if all(d is not None for d in dts):
+        steps = np.diff(np.asarray(dts, dtype=np.int64))
+        if steps.size and steps.min() < 0:
+            at = int(np.argmax(steps < 0)) + 1
+            backwards = (at, f"decode time {dts[at - 1]} -> {dts[at]}")
+    if backwards is None:
+        arr = np.asarray(stamps, dtype=np.int64)
+        _, first, counts = np.unique(arr, return_index=True, return_counts=True)
+        if counts.size and counts.max() > 1:
+            dup = np.flatnonzero(arr == arr[first[np.argmax(counts > 1)]])
+            backwards = (int(dup[1]), f"presentation time {int(arr[dup[1]])} repeats")
+    if backwards is not None:
+        raise VideoError(
+            f"{path}: timestamps restart at packet {backwards[0]} ({backwards[1]}): the file joins clips "
+            "without re-timing them, so frames have no single timeline. Re-time it first, e.g. "
+            "`ffmpeg -i IN -c copy OUT.mp4` (the ffmpeg CLI corrects timestamp discontinuities)"
+        )
 
 
 class _MetaTable:
@@ -492,17 +652,76 @@ _INFLIGHT = _InFlight()
 
 
 # -- decoding ------------------------------------------------------------------------------------------
+# Below this many frames of decoding work a request runs on one decoder: a second container's
+# open and seek cost more than they save.
+MIN_PARALLEL_FRAMES = 48
+RUNS_PER_DECODER = 4
+
+
+def decode_threads() -> int:
+    """Decoders one request may run in parallel (``VSEEK_DECODE_THREADS``, default: the usable cores)."""
+    raw = os.environ.get("VSEEK_DECODE_THREADS")
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"VSEEK_DECODE_THREADS must be a whole number, got {raw!r}") from None
+        if value < 1:
+            raise ValueError(f"VSEEK_DECODE_THREADS must be >= 1, got {raw!r}")
+        return value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class DecodeStats:
+    """Process-wide counters: frames decoders produced vs frames requests asked for.
+
+    ``frames_decoded / frames_returned`` is the decoding work per frame delivered (1.0 = no frame
+    decoded in vain; skipped non-reference frames are not decoded and do not count).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.frames_decoded = 0
+        self.frames_returned = 0
+        self.seeks = 0
+
+    def add(self, *, decoded: int = 0, returned: int = 0, seeks: int = 0) -> None:
+        with self._lock:
+            self.frames_decoded += decoded
+            self.frames_returned += returned
+            self.seeks += seeks
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"frames_decoded": self.frames_decoded, "frames_returned": self.frames_returned, "seeks": self.seeks}
+
+    def clear(self) -> None:
+        with self._lock:
+            self.frames_decoded = self.frames_returned = self.seeks = 0
+
+
+DECODE_STATS = DecodeStats()
+
+
 def decode_frames(
-    path: str | Path, meta: VideoMeta, indices: list[int], size: tuple[int, int] | None
+    path: str | Path, meta: VideoMeta, indices, size: tuple[int, int] | None, *, threads: int | None = None
 ) -> dict[int, np.ndarray]:
     """Decode frames ``indices`` (presentation order) of ``path``, resized to ``size`` = (h, w).
 
     Exact by PTS: decoding starts at the last keyframe at or before each requested frame and
     keeps the decoded frame whose PTS equals the requested one. Between requested frames the
     decoder skips non-reference frames (nothing depends on them), and it seeks ahead whenever a
-    keyframe lies between two requested frames.
+    keyframe lies between two requested frames, so each keyframe interval is decoded at most once
+    per call, whatever the order of ``indices``. Each frame is scaled to ``size`` right after it is
+    decoded; no native-size RGB frame is kept.
+
+    Requests spanning several keyframe intervals are split into runs of consecutive intervals
+    with about equal decoding work, which ``threads`` decoders (default :func:`decode_threads`),
+    each with its own container and thread, take from a shared queue.
     """
-    av = _import_av()
     path = Path(path)
     wanted = sorted(set(int(i) for i in indices))
     if not wanted:
@@ -510,9 +729,25 @@ def decode_frames(
     deadline = _Deadline(path, "decoding")
     try:
         if meta.pts_reliable:
-            out = _decode_by_pts(av, path, meta, wanted, size, deadline)
+            workers = decode_threads() if threads is None else max(1, int(threads))
+            # more runs than decoders: a decoder whose core is busy elsewhere takes fewer of them
+            runs = split_by_keyframe(meta, wanted, workers * RUNS_PER_DECODER if workers > 1 else 1)
+            queue = list(reversed(runs))
+            lock = threading.Lock()
+
+            def decoder() -> dict[int, np.ndarray]:
+                found: dict[int, np.ndarray] = {}
+                with open_container(path) as container:
+                    while True:
+                        with lock:
+                            if not queue:
+                                return found
+                            run = queue.pop()
+                        found.update(_decode_by_pts(container, path, meta, run, size, deadline))
+
+            out = _in_parallel([decoder] * min(workers, len(runs)), deadline)
         else:
-            out = _decode_in_order(av, path, meta, wanted, size, deadline=deadline)
+            out = _decode_in_order(path, meta, wanted, size, deadline=deadline)
     except VideoError:
         raise
     except Exception as exc:
@@ -522,59 +757,132 @@ def decode_frames(
         raise VideoError(
             f"cannot decode frames {missing[:5]} (of {len(missing)}) of {path}: the file is truncated or damaged"
         )
+    DECODE_STATS.add(returned=len(wanted))
     return out
 
 
-def _decode_by_pts(av, path: Path, meta: VideoMeta, wanted: list[int], size, deadline: _Deadline) -> dict[int, np.ndarray]:
-    """The seeking decoder of :func:`decode_frames`; frames it cannot find are simply absent."""
+def split_by_keyframe(meta: VideoMeta, wanted: list[int], parts: int) -> list[list[int]]:
+    """``wanted`` (sorted indices) cut into at most ``parts`` runs of whole keyframe intervals, with
+    about equal decoding work (frames from each interval's keyframe to its last wanted frame).
+
+    >>> meta = VideoMeta(key=(), width=2, height=2, duration=400.0, pts=np.arange(400), key_pts=np.array([0, 200]),
+    ...                  time_base=Fraction(1), frame_times=np.arange(400.0))
+    >>> split_by_keyframe(meta, [10, 150, 210, 390], 2), split_by_keyframe(meta, [10, 20], 2)
+    ([[10, 150], [210, 390]], [[10, 20]])
+    """
+    w = np.asarray(wanted, dtype=np.int64)
+    gop = np.searchsorted(meta.key_pts, meta.pts[w], side="right") - 1
+    gops, first = np.unique(gop, return_index=True)
+    if parts <= 1 or gops.size < 2:
+        return [list(wanted)]
+    key_index = np.searchsorted(meta.pts, meta.key_pts[np.maximum(gops, 0)])
+    last = w[np.append(first[1:], w.size) - 1]
+    cost = np.maximum(last - key_index + 1, 1)
+    total = int(cost.sum())
+    if total < 2 * MIN_PARALLEL_FRAMES:
+        return [list(wanted)]
+    parts = min(parts, gops.size, total // MIN_PARALLEL_FRAMES)
+    cuts = np.searchsorted(np.cumsum(cost), total * np.arange(1, parts) / parts, side="left") + 1
+    cuts = np.unique(np.clip(cuts, 1, gops.size - 1))
+    bounds = [0, *first[cuts].tolist(), w.size]
+    return [list(wanted[a:b]) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _in_parallel(jobs: list, deadline: "_Deadline") -> dict[int, np.ndarray]:
+    """Run the decode ``jobs`` (one here, the rest on daemon threads) and merge their frames.
+
+    Daemon threads, not a pool: a decoder stuck in C code must not keep the process alive, and
+    each job stops itself at ``deadline``.
+    """
+    if len(jobs) == 1:
+        return jobs[0]()
+    results: list = [None] * len(jobs)
+    errors: list = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = jobs[i]()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), name="vseek-decode", daemon=True) for i in range(1, len(jobs))]
+    for t in threads:
+        t.start()
+    run(0)
+    for t in threads:
+        t.join(max(0.0, deadline.end - time.monotonic()) + 1.0)
+        if t.is_alive():
+            deadline.check()
+            raise VideoError(f"decoding {deadline.path} did not finish within {deadline.seconds:g} s")
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    out: dict[int, np.ndarray] = {}
+    for part in results:
+        out.update(part)
+    return out
+
+
+def _decode_by_pts(container, path: Path, meta: VideoMeta, wanted: list[int], size, deadline: _Deadline) -> dict[int, np.ndarray]:
+    """The seeking decoder of :func:`decode_frames` on an open ``container``; frames it cannot find
+    are simply absent."""
     target_pts = {int(meta.pts[i]): i for i in wanted}
     out: dict[int, np.ndarray] = {}
     todo = [int(meta.pts[i]) for i in wanted]  # ascending PTS
     missed: list[int] = []
-    with av.open(str(path), metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "SLICE"  # frame threads add latency and would ignore per-packet skips
-        ctx = stream.codec_context
-        pos = 0
-        while pos < len(todo):
-            sought = _keyframe_before(meta, todo[pos])
-            container.seek(sought, stream=stream, backward=True)
-            ctx.flush_buffers()
-            demuxed = -(1 << 62)  # highest PTS sent to the decoder since the seek
-            last_out = None
-            for n, packet in enumerate(container.demux(stream)):
-                if n % 32 == 0:
-                    deadline.check()
-                if packet.pts is not None:
-                    demuxed = max(demuxed, int(packet.pts))
-                    ctx.skip_frame = "DEFAULT" if int(packet.pts) in target_pts else "NONREF"
-                else:
-                    ctx.skip_frame = "DEFAULT"
-                for frame in ctx.decode(packet):
-                    last_out = frame.pts
-                    if frame.pts in target_pts:
-                        out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
-                pos = _advance(todo, pos, out, target_pts, last_out, missed)
-                if pos >= len(todo):
-                    break
-                ahead = _keyframe_before(meta, todo[pos])
-                # a later keyframe lies before the next wanted frame: seek there. (Only if later than
-                # the last seek: with an edit list, a seek can land a keyframe early, and seeking to
-                # the same place again would never progress.)
-                if ahead > demuxed and ahead > sought:
-                    break
-            else:  # end of stream: drain the decoder's delayed frames
-                ctx.skip_frame = "DEFAULT"
-                for frame in ctx.decode(None):
-                    if frame.pts in target_pts:
-                        out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
-                while pos < len(todo):
-                    if target_pts[todo[pos]] not in out:
-                        missed.append(target_pts[todo[pos]])
-                    pos += 1
-        if missed:
-            # a seek landed after a wanted frame (odd index, open GOP): one linear pass by PTS
-            out.update(_decode_in_order(av, path, meta, missed, size, by_pts=True, deadline=deadline))
+    decoded = seeks = 0
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    if not ctx.is_open:
+        stream.thread_type = "SLICE"  # parallelism comes from decoders over disjoint keyframe intervals
+    pos = 0
+    while pos < len(todo):
+        sought = _keyframe_before(meta, todo[pos])
+        container.seek(sought, stream=stream, backward=True)
+        ctx.flush_buffers()
+        seeks += 1
+        demuxed = -(1 << 62)  # highest PTS sent to the decoder since the seek
+        last_out = None
+        skip = ""
+        ahead_of = -1  # the pos whose keyframe `ahead` is (one search per wanted frame, not per packet)
+        for n, packet in enumerate(container.demux(stream)):
+            if n % 32 == 0:
+                deadline.check()
+            pts = packet.pts
+            if pts is not None:
+                demuxed = max(demuxed, pts)
+            want = "DEFAULT" if pts is None or pts in target_pts else "NONREF"
+            if want != skip:  # setting the option parses its name: only on a change
+                ctx.skip_frame = skip = want
+            for frame in ctx.decode(packet):
+                decoded += 1
+                last_out = frame.pts
+                if frame.pts in target_pts:
+                    out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
+            pos = _advance(todo, pos, out, target_pts, last_out, missed)
+            if pos >= len(todo):
+                break
+            if ahead_of != pos:
+                ahead, ahead_of = _keyframe_before(meta, todo[pos]), pos
+            # a later keyframe lies before the next wanted frame: seek there. (Only if later than
+            # the last seek: with an edit list, a seek can land a keyframe early, and seeking to
+            # the same place again would never progress.)
+            if ahead > demuxed and ahead > sought:
+                break
+        else:  # end of stream: drain the decoder's delayed frames
+            ctx.skip_frame = "DEFAULT"
+            for frame in ctx.decode(None):
+                decoded += 1
+                if frame.pts in target_pts:
+                    out.setdefault(target_pts[frame.pts], _to_rgb(frame, size))
+            while pos < len(todo):
+                if target_pts[todo[pos]] not in out:
+                    missed.append(target_pts[todo[pos]])
+                pos += 1
+    DECODE_STATS.add(decoded=decoded, seeks=seeks)
+    if missed:
+        # a seek landed after a wanted frame (odd index, open GOP): one linear pass by PTS
+        out.update(_decode_in_order(path, meta, missed, size, by_pts=True, deadline=deadline))
     return out
 
 
@@ -606,17 +914,18 @@ def _to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     )
 
 
-def _decode_in_order(av, path, meta, wanted, size, *, by_pts: bool = False, deadline=None) -> dict[int, np.ndarray]:
+def _decode_in_order(path, meta, wanted, size, *, by_pts: bool = False, deadline=None) -> dict[int, np.ndarray]:
     """Linear decode from the start, matching frames by PTS (``by_pts``) or by output order."""
     deadline = deadline or _Deadline(path, "decoding")
     want = set(wanted)
     out: dict[int, np.ndarray] = {}
     pts_index = {int(p): i for i, p in enumerate(meta.pts)}
     last = max(want)
-    with av.open(str(path), metadata_errors="ignore") as container:
+    with open_container(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"
         for n, frame in enumerate(container.decode(stream)):
+            DECODE_STATS.add(decoded=1)
             if n % 32 == 0:
                 deadline.check()
             i = pts_index.get(frame.pts) if by_pts else n
@@ -627,6 +936,22 @@ def _decode_in_order(av, path, meta, wanted, size, *, by_pts: bool = False, dead
             if not by_pts and n >= last:
                 break
     return out
+
+
+def protocol_indices(num_frames: int, video_fps: float, *, fps: float = 1.0,
+                     max_frames: int = 256, min_frames: int = 4) -> np.ndarray:
+    """The paper protocol's video sampling (qwen-vl-utils, as its code feeds the video):
+    ``round(linspace(0, n-1, k))`` with ``k = duration * fps`` clamped to ``[min_frames, max_frames]``
+    and rounded to an even number. Defaults: 1 fps, at most 256 frames. ``vseek cache build
+    --protocol-overview`` stores these frames, so the overview is read without decoding.
+
+    >>> protocol_indices(30000, 25.0)[:3].tolist(), len(protocol_indices(30000, 25.0))
+    ([0, 118, 235], 256)
+    """
+    k = num_frames / video_fps * fps
+    k = min(max(k, min_frames), max_frames, num_frames)
+    k = max(2, int(round(k / 2)) * 2) if num_frames >= 2 else 1
+    return np.unique(np.round(np.linspace(0, num_frames - 1, k)).astype(np.int64))
 
 
 # -- the facade ----------------------------------------------------------------------------------------
@@ -684,10 +1009,7 @@ class Video:
         n = min(n, hi - lo)
         candidates = np.arange(lo, hi, dtype=np.int64)
         if fps > 0:
-            grid = np.arange(math.ceil(start * fps - 1e-9), math.floor(end * fps + 1e-9) + 1) / fps
-            at = np.searchsorted(self.frame_times, grid + 1e-9, side="right") - 1  # index_at, vectorised
-            on_grid = np.unique(np.clip(at, 0, self.num_frames - 1)).astype(np.int64)
-            on_grid = on_grid[(on_grid >= lo) & (on_grid < hi)]
+            on_grid = lo + np.flatnonzero(self._on_grid(lo, hi, start, end, fps))
             if on_grid.size >= n:
                 candidates = on_grid
                 if candidates.size == n + 1:  # both ends on the grid: drop the inclusive end point
@@ -697,11 +1019,36 @@ class Video:
         picks = np.unique(np.round(np.linspace(0, candidates.size - 1, n)).astype(np.int64))
         return candidates[picks]
 
+    def _on_grid(self, lo: int, hi: int, start: float, end: float, fps: float) -> np.ndarray:
+        """For frames ``lo..hi-1``: is the frame displayed at some grid time ``k / fps`` in ``[start, end]``?
+
+        Frame ``i`` is displayed at ``g`` when ``t[i] <= g + 1e-9 < t[i+1]`` (:meth:`index_at`), so
+        it is on the grid when the first grid time at or after its start (and ``start``) still lies
+        before the next frame's start and within ``end``. Work is per frame, never per grid
+        point: a file whose few frames span 1e15 s costs what its frames cost.
+        """
+        times = self.frame_times[lo:hi]
+        following = np.append(self.frame_times[lo + 1 : hi + 1], np.inf)[: hi - lo]
+        k_first = math.ceil(start * fps - 1e-9)
+        k_last = math.floor(end * fps + 1e-9)
+        with np.errstate(over="ignore", invalid="ignore"):
+            k = np.ceil((times - 1e-9) * fps)
+            k -= ((k - 1) / fps + 1e-9 >= times)  # float rounding: the grid point just below still shows it
+            k += (k / fps + 1e-9 < times)
+            k = np.maximum(k, k_first)
+            return (k <= k_last) & (k / fps + 1e-9 < following)
+
     def uniform_indices(self, n: int) -> np.ndarray:
         """``n`` frames spread over the whole video (segment centres), unique and increasing."""
         n = max(1, min(int(n), self.num_frames))
         centres = (np.arange(n) + 0.5) * self.duration / n
-        return np.unique([self.index_at(t) for t in centres]).astype(np.int64)
+        return np.unique(self.indices_at(centres))
+
+    def indices_at(self, times) -> np.ndarray:
+        """:meth:`index_at` of every time in ``times`` (same order, int64)."""
+        t = np.asarray(times, dtype=np.float64).reshape(-1)
+        at = np.searchsorted(self.frame_times, t + 1e-9, side="right") - 1
+        return np.clip(at, 0, self.num_frames - 1).astype(np.int64)
 
     # -- decoding -------------------------------------------------------------------------------
     def output_size(self, max_pixels: int | None = DEFAULT_MAX_PIXELS, factor: int = DEFAULT_FACTOR) -> tuple[int, int]:
@@ -735,6 +1082,42 @@ class Video:
         h, w = size
         stacked = np.stack(frames) if frames else np.zeros((0, h, w, 3), np.uint8)
         return FrameBatch(frames=stacked, times=times, indices=indices)
+
+    def read_times(
+        self, times, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, factor: int = DEFAULT_FACTOR,
+        keyframe_tolerance_s: float = 0.0, stack: bool = False,
+    ) -> FrameBatch:
+        """The frames displayed at ``times`` (seconds, any order), at the budgeted size: the overview reader.
+
+        Each time maps to the frame shown then (:meth:`index_at`); times that show the same frame
+        give it once, so the batch is unique and increasing in time, each frame labelled with its
+        true PTS. ``keyframe_tolerance_s > 0`` (opt-in) takes instead the nearest keyframe when it
+        lies within that many seconds of the requested time: one decoded frame per keyframe
+        interval instead of up to a whole interval, at the cost of frames up to the tolerance away
+        (their labels stay true). Decoding is :func:`decode_frames`: each keyframe interval at most
+        once, over :func:`decode_threads` decoders; the frame store and cache serve what they hold.
+
+        >>> with open_video("clip.mp4") as v:                                # doctest: +SKIP
+        ...     v.read_times([0.0, 1.0, 2.0], max_pixels=112896).times
+        array([0., 1., 2.])
+        """
+        indices = self.indices_at(times)
+        keys = self._keyframe_indices() if keyframe_tolerance_s and keyframe_tolerance_s > 0 else None
+        if keys is not None and keys.size and indices.size:
+            t = np.asarray(times, dtype=np.float64).reshape(-1)
+            key_times = self.frame_times[keys]
+            right = np.clip(np.searchsorted(key_times, t), 0, keys.size - 1)
+            left = np.clip(right - 1, 0, keys.size - 1)
+            nearest = np.where(np.abs(key_times[left] - t) <= np.abs(key_times[right] - t), left, right)
+            close = np.abs(key_times[nearest] - t) <= keyframe_tolerance_s + 1e-9
+            indices = np.where(close, keys[nearest], indices)
+        return self.read(np.unique(indices), max_pixels=max_pixels, factor=factor, stack=stack)
+
+    def _keyframe_indices(self) -> np.ndarray:
+        """Indices of the shown frames that are keyframes (a decode from one needs no other frame)."""
+        keys = np.searchsorted(self.meta.pts, self.meta.key_pts)
+        keys = keys[keys < self.num_frames]
+        return np.unique(keys[np.isin(self.meta.pts[keys], self.meta.key_pts)]).astype(np.int64)
 
     def _lookup(self, indices: np.ndarray, size: tuple[int, int]) -> list[np.ndarray | None]:
         return [self.cache.get((*self._key, int(i), size)) for i in indices]

@@ -15,9 +15,13 @@ Generates its own test video (120 s, 1280x720, 30 fps, H.264, 2 s keyframe inter
 Timings interleave (a), (b) and (d) per repeat so machine noise hits all alike; ratios are of
 medians. Prints a table, writes JSON (``--out``).
 
+``--long`` adds the long-video measurements of :mod:`vseek_env.commands.bench_long` (``long_*``
+keys: the paper protocol's 256-frame overview of a 20-minute video against decord).
+
 Example:
     vseek bench --out bench.json          # about 3 minutes on 2 cores (first run adds ~30 s to encode)
     vseek bench --quick --out quick.json  # seconds; for CI smoke tests
+    vseek bench --long --long-only --out long.json   # 20-minute video (encoded once, ~4 min)
 """
 
 from __future__ import annotations
@@ -55,26 +59,52 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frame-cache cap during the RSS run; below the video's 1 fps working set so it evicts "
                         "(default: %(default)s)")
     p.add_argument("--video", default=None, help="use this video instead of generating one")
+    p.add_argument("--long", action="store_true",
+                   help="also time the paper protocol's 256-frame overview of a long video against decord "
+                        "(long_* keys; see vseek_env/commands/bench_long.py)")
+    p.add_argument("--long-only", action="store_true", help="with --long: skip the short-video measurements")
+    p.add_argument("--long-seconds", type=int, default=1200,
+                   help="length of the generated long video (default: %(default)s = 20 min; tests use less)")
+    p.add_argument("--long-video", default=None, help="use this long video instead of generating one")
+    p.add_argument("--long-repeats", type=int, default=1, help="timed repeats of the long measurements (default 1)")
+    p.add_argument("--keyframe-tolerance", type=float, default=5.0,
+                   help="keyframe_tolerance_s of the long run's tolerance figure (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="decoders per request (VSEEK_DECODE_THREADS; default: the usable cores)")
     p.set_defaults(func=run)
 
 
 # -- the test video -------------------------------------------------------------------------------------
-def make_bench_video(path: Path, *, seconds: int, size: tuple[int, int], fps: int = 30, gop_s: float = 2.0) -> Path:
-    """H.264 (libx264 veryfast: B-frames on), fixed keyframe interval, moving content, burned frame bits."""
+def encode_h264(path: Path, frames, *, size: tuple[int, int], fps: int, gop: int) -> Path:
+    """Encode RGB ``frames`` (an iterable) with libx264 veryfast (B-frames on) and a fixed keyframe
+    interval of ``gop`` frames; written to a temporary file renamed into place."""
     import av
 
     h, w = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.zeros((h, w, 3), np.uint8)
-    base[..., 0] = xx * 255 // w
-    base[..., 2] = yy * 255 // h
-    gop = int(round(gop_s * fps))
-    box = max(8, h // 5)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast", "crf": "23"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+    return path
+
+
+def make_bench_video(path: Path, *, seconds: int, size: tuple[int, int], fps: int = 30, gop_s: float = 2.0) -> Path:
+    """H.264 (libx264 veryfast: B-frames on), fixed keyframe interval, moving content, burned frame bits."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.zeros((h, w, 3), np.uint8)
+    base[..., 0] = xx * 255 // w
+    base[..., 2] = yy * 255 // h
+    box = max(8, h // 5)
+
+    def frames():
         for i in range(seconds * fps):
             frame = np.roll(base, i * 4, axis=1)
             x, y = (i * 7) % (w - box), (i * 3) % (h - box)
@@ -84,12 +114,9 @@ def make_bench_video(path: Path, *, seconds: int, size: tuple[int, int], fps: in
             for bit in range(12):
                 if (i >> bit) & 1:
                     band[:, bit * (w // 12) : (bit + 1) * (w // 12) - 2] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, path)
-    return path
+            yield frame
+
+    return encode_h264(path, frames(), size=size, fps=fps, gop=int(round(gop_s * fps)))
 
 
 def _bench_video(quick: bool) -> tuple[Path, dict]:
@@ -309,10 +336,14 @@ def run_bench(*, quick: bool = False, repeats: int | None = None, calls: int | N
         "reference_backend": reference_backend(),
         "decoder": "pyav " + __import__("av").__version__,
         "quick": quick,
-        "machine": {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
-                    "python": platform.python_version(), "platform": platform.platform()},
+        "machine": _machine(),
     }
     return result
+
+
+def _machine() -> dict:
+    return {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def _step_overhead(path: Path, window: tuple[float, float], *, repeats: int) -> dict:
@@ -437,9 +468,30 @@ def run(args: argparse.Namespace) -> int:
     if args.video and not Path(args.video).is_file():
         print(f"vseek bench: --video {args.video} does not exist", file=sys.stderr)
         return 2
-    result = run_bench(quick=args.quick, repeats=args.repeats, calls=args.calls, cache_mb=args.cache_mb,
-                       video=args.video, log=lambda m: print(m, file=sys.stderr))
-    print(format_table(result))
+    if args.long_video and not Path(args.long_video).is_file():
+        print(f"vseek bench: --long-video {args.long_video} does not exist", file=sys.stderr)
+        return 2
+    if args.long_seconds < 30:
+        print(f"vseek bench: --long-seconds must be at least 30, got {args.long_seconds}", file=sys.stderr)
+        return 2
+    if args.threads is not None and args.threads < 1:
+        print(f"vseek bench: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    result: dict = {}
+    with _env_var("VSEEK_DECODE_THREADS", str(args.threads) if args.threads else os.environ.get("VSEEK_DECODE_THREADS")):
+        if not (args.long and args.long_only):
+            result = run_bench(quick=args.quick, repeats=args.repeats, calls=args.calls, cache_mb=args.cache_mb,
+                               video=args.video, log=log)
+            print(format_table(result))
+        if args.long:
+            from vseek_env.commands.bench_long import format_long, run_long_bench
+
+            long = run_long_bench(seconds=args.long_seconds, video=args.long_video, repeats=args.long_repeats,
+                                  tolerance_s=args.keyframe_tolerance, threads=args.threads, log=log)
+            result.update(long)
+            result.setdefault("machine", _machine())
+            print(format_long(long))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--overview-frames", type=int, default=None,
                    help="also store the uniform overview of this many frames (default: the env's, 16; 0 = none)")
     b.add_argument("--no-prompt-frames", action="store_true", help="do not store the full-size visual-prompt frames")
+    b.add_argument("--protocol-overview", action="store_true",
+                   help="also store the paper protocol's overview (1 fps, at most 256 frames, see "
+                        "vseek_env.video.protocol_indices): long videos' first observation then needs no decode")
     b.add_argument("--store", default=None, help="store folder (default: $VSEEK_FRAME_STORE or <cache dir>/frame_store)")
     b.set_defaults(func=run_build)
     i = csub.add_parser("info", help="where the store is and what it holds")
@@ -46,11 +49,12 @@ def _store(args):
 
 
 def build_store(dataset, store, *, fps: float = 1.0, max_pixels: int | None = None, factor: int | None = None,
-                overview_frames: int | None = None, prompt_frames: bool = True, log=print) -> dict:
+                overview_frames: int | None = None, prompt_frames: bool = True, protocol_overview: bool = False,
+                log=print) -> dict:
     """Store each video's ``fps`` grid, overview and prompt frames; returns counts (and failures)."""
     from vseek_env.config import EnvConfig
     from vseek_env.data import load_dataset
-    from vseek_env.video import FrameCache, VideoError, open_video
+    from vseek_env.video import FrameCache, VideoError, open_video, protocol_indices
 
     defaults = EnvConfig()
     max_pixels = max_pixels or defaults.max_pixels
@@ -71,14 +75,19 @@ def build_store(dataset, store, *, fps: float = 1.0, max_pixels: int | None = No
                 wanted = set(video.window_indices(0, video.duration, fps=fps, min_frames=1, max_frames=10**9).tolist())
                 if overview:
                     wanted |= set(video.uniform_indices(overview).tolist())
+                if protocol_overview:
+                    rate = video.num_frames / video.duration if video.duration > 0 else 1.0
+                    wanted |= set(protocol_indices(video.num_frames, rate).tolist())
                 added = store.add(video, sorted(wanted), size)
                 if prompt_frames:
                     times = [s.prompt.time for s in samples if s.prompt.time is not None and not s.prompt.image]
                     if times:
                         added += store.add(video, sorted({video.index_at(t) for t in times}), (video.height, video.width))
-        except VideoError as exc:
-            counts["failed"].append({"video": path, "samples": [s.id for s in samples], "error": str(exc)})
-            log(f"[{n}/{len(by_video)}] FAILED {path}: {exc}")
+        except (VideoError, OSError, ValueError, IndexError, MemoryError) as exc:
+            # one bad video (unreadable, hostile sizes, a full disk) is recorded; the others are still built
+            error = str(exc) if isinstance(exc, VideoError) else f"{type(exc).__name__}: {exc}"
+            counts["failed"].append({"video": path, "samples": [s.id for s in samples], "error": error})
+            log(f"[{n}/{len(by_video)}] FAILED {path}: {error}")
             continue
         counts["videos"] += 1
         counts["frames_added"] += added
@@ -90,7 +99,8 @@ def build_store(dataset, store, *, fps: float = 1.0, max_pixels: int | None = No
 def run_build(args: argparse.Namespace) -> int:
     store = _store(args)
     counts = build_store(args.dataset, store, fps=args.fps, max_pixels=args.max_pixels, factor=args.factor,
-                         overview_frames=args.overview_frames, prompt_frames=not args.no_prompt_frames)
+                         overview_frames=args.overview_frames, prompt_frames=not args.no_prompt_frames,
+                         protocol_overview=args.protocol_overview)
     summary = store.summary()
     print(f"frame store {summary['root']}: {counts['videos']} videos stored, {counts['frames_added']} frames added "
           f"in {counts['seconds']} s; now {summary['videos']} videos, {summary['frames']} frames, "
