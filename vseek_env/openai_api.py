@@ -29,6 +29,8 @@ import io
 import json
 import random
 import re
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -119,7 +121,10 @@ class ChatEndpoint:
     Args:
         base_url: the API root, e.g. ``http://localhost:8000/v1`` (``/chat/completions`` is appended).
         api_key: sent as ``Authorization: Bearer``; empty sends no header.
-        timeout_s: per request; a hung server costs at most ``(retries + 1) * timeout_s`` plus backoff.
+        timeout_s: the total deadline of one request (connect, send, headers and body): a server that
+            drips its answer is cut off at ``timeout_s``, so a hung or slow server costs at most
+            ``(retries + 1) * timeout_s`` plus backoff. Redirects are never followed (they would
+            carry the ``Authorization`` header to another host): a 3xx is an error naming its target.
         retries: further attempts after a retryable failure.
         backoff_s: the sleep before retry k (from 1) is ``backoff_s * 2**(k-1)``.
         jitter: scale each sleep by a random factor in [0.5, 1.5) so parallel clients spread out.
@@ -174,10 +179,19 @@ class ChatEndpoint:
     def _post(self, data: bytes, headers: dict[str, str]) -> dict:
         url = self.url
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        deadline = _Deadline(self.timeout_s)
+        opener = urllib.request.build_opener(_RefuseRedirects(), _DeadlineHTTPHandler(deadline),
+                                             _DeadlineHTTPSHandler(deadline))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with opener.open(request, timeout=self.timeout_s) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:  # never followed: it would re-send the key to wherever it points
+                location = exc.headers.get("Location", "") if exc.headers is not None else ""
+                raise OpenAIAPIError(
+                    f"HTTP {exc.code} from {url} redirects to {location or '<no Location>'}; redirects are not "
+                    "followed (the API key would go with them): set base_url to the server's real address",
+                    status=exc.code) from None
             try:
                 detail = exc.read()[:300].decode("utf-8", "replace")
             except (OSError, http.client.HTTPException):
@@ -189,8 +203,13 @@ class ChatEndpoint:
             raise OpenAIAPIError(f"cannot reach {url}: {exc}") from None
         # refused, reset, timed out, or dropped mid-answer
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            if deadline.expired:
+                raise OpenAIAPIError(f"cannot reach {url}: timed out (no complete answer within {self.timeout_s} s)",
+                                     retryable=True) from None
             reason = getattr(exc, "reason", exc)
             raise OpenAIAPIError(f"cannot reach {url}: {str(reason) or type(reason).__name__}", retryable=True) from None
+        finally:
+            deadline.cancel()
         try:
             reply = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -208,6 +227,84 @@ class ChatEndpoint:
         if self.api_key and self.api_key in error.body:
             error.body = error.body.replace(self.api_key, "<redacted>")
         return error
+
+
+class _Deadline:
+    """A total deadline for one request: when it passes, the request's socket is shut down.
+
+    ``urllib``'s timeout bounds each socket operation, not the request: a server sending one byte
+    every few seconds would hold it forever. Shutting the socket down from a timer wakes the
+    blocked read at once (it then fails like a dropped connection, and :attr:`expired` says why).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self.expired = False
+        self._sockets: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(self.seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shutdown(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
+def _deadline_connection(base: type, deadline: _Deadline) -> Callable[..., http.client.HTTPConnection]:
+    """A connection class of ``base`` whose socket is handed to ``deadline`` once connected."""
+
+    class Connection(base):  # type: ignore[misc, valid-type]
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    return Connection
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._connection = _deadline_connection(http.client.HTTPConnection, deadline)
+
+    def http_open(self, req):
+        return self.do_open(self._connection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._connection = _deadline_connection(http.client.HTTPSConnection, deadline)
+
+    def https_open(self, req):
+        return self.do_open(self._connection, req, context=self._context)
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Turns every 3xx into an ``HTTPError`` (``urllib`` would re-send the POST's headers to the target)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
 
 
 def message_text(reply: dict) -> str:
