@@ -27,6 +27,7 @@ import base64
 import http.client
 import io
 import json
+import logging
 import random
 import re
 import socket
@@ -34,40 +35,61 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["ChatEndpoint", "OpenAIAPIError", "REDACTED", "RETRY_STATUS", "image_data_url", "image_part", "is_secret_key",
-           "jpeg_bytes", "message_text", "redact_secrets"]
+__all__ = ["ChatEndpoint", "OpenAIAPIError", "REDACTED", "RETRY_STATUS", "image_data_url", "image_part", "is_endpoint_key", "is_secret_key",
+           "jpeg_bytes", "message_text", "redact_secrets", "without_endpoints_and_secrets"]
 
 T = TypeVar("T")
 
 #: HTTP statuses worth another try besides 5xx: timeout, conflict, too early, rate limit.
 RETRY_STATUS = frozenset({408, 409, 425, 429})
 
-#: Option names whose values are secrets: exact names (``api_key``, ``hf_token``, ``password``), not
-#: substrings, so ``max_tokens`` or ``keyframes`` stay visible and a changed setting is noticed.
-SECRET_KEY_PATTERN = re.compile(r"(^|_)(api_?key|access_?token|auth_?token|token|secret|password)$", re.I)
+#: Option names whose values are secrets: whole name parts (``api_key``, ``hf_token``, ``client_secret``,
+#: ``Authorization``), not substrings, so ``max_tokens`` or ``keyframes`` stay visible and a changed
+#: setting is noticed.
+SECRET_KEY_PATTERN = re.compile(
+    r"(^|[_-])(api[_-]?key|apikey|access[_-]?token|auth[_-]?token|token|[a-z]*secret|password|passwd|"
+    r"credentials?|authorization|bearer|cookie)$|[_-]key$", re.I)
+#: Option names that say where requests go. Options read from data (a training row, a rollouts
+#: file) may not set them: endpoints come only from the user's own configuration.
+ENDPOINT_KEY_PATTERN = re.compile(r"(^|[_-])(base[_-]?url|api[_-]?base|url|uri|endpoint|proxy)$", re.I)
 #: What a redacted value is replaced with (where it is not dropped).
 REDACTED = "<redacted>"
+# A value that carries its own credential, whatever its option is called.
+_SECRET_VALUE = re.compile(r"^\s*(bearer|basic)\s+\S", re.I)
+
+log = logging.getLogger(__name__)
 
 
 def is_secret_key(name: Any) -> bool:
     """Whether an option named ``name`` holds a secret.
 
-    >>> [is_secret_key(k) for k in ("api_key", "OPENAI_API_KEY", "hf_token", "max_tokens", "keyframes")]
-    [True, True, True, False, False]
+    >>> [is_secret_key(k) for k in ("api_key", "OPENAI_API_KEY", "hf_token", "Authorization", "max_tokens", "keyframes")]
+    [True, True, True, True, False, False]
     """
     return isinstance(name, str) and SECRET_KEY_PATTERN.search(name) is not None
+
+
+def is_endpoint_key(name: Any) -> bool:
+    """Whether an option named ``name`` says where requests go.
+
+    >>> [is_endpoint_key(k) for k in ("base_url", "judge_url", "api_base", "model", "max_turns")]
+    [True, True, True, False, False]
+    """
+    return isinstance(name, str) and ENDPOINT_KEY_PATTERN.search(name) is not None
 
 
 def redact_secrets(value: Any, *, drop: bool = False) -> Any:
     """``value`` with every secret-named entry of every nested dict replaced by ``"<redacted>"``.
 
-    Dicts and lists/tuples are walked recursively (tuples come back as lists); other values are
+    Dicts and lists/tuples are walked recursively (tuples come back as lists); a string value that
+    carries a credential itself (``"Bearer sk-..."``) is redacted whatever its name; other values are
     returned as they are. ``drop=True`` removes the entries instead, for files that are replayed
     later (exports): the replaying process then takes the key from its environment, e.g.
     ``VSEEK_JUDGE_API_KEY`` for the LLM judge.
@@ -77,17 +99,46 @@ def redact_secrets(value: Any, *, drop: bool = False) -> Any:
     >>> redact_secrets([{"token": "t", "n": 1}], drop=True)
     [{'n': 1}]
     """
+    return _without(value, is_secret_key, drop=drop, removed=[], path="")
+
+
+def without_endpoints_and_secrets(value: Any, where: str) -> Any:
+    """Options read from data (a training row, a rollouts file) with endpoints and secrets taken out.
+
+    A row must not decide where a request goes, or the user's key (``VSEEK_JUDGE_API_KEY``) would
+    be sent there; nor carry a key. Each removed entry is named in one warning, so a row exported
+    with a judge endpoint says what to configure instead.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     without_endpoints_and_secrets({"reward": {"accuracy": {"judge": {"base_url": "http://x", "model": "m"}}}}, "row 3")
+    {'reward': {'accuracy': {'judge': {'model': 'm'}}}}
+    """
+    removed: list[str] = []
+    out = _without(value, lambda k: is_secret_key(k) or is_endpoint_key(k), drop=True, removed=removed, path="")
+    if removed:
+        message = (f"{where}: ignored {', '.join(removed)}: endpoints and keys come only from your own "
+                   "configuration (e.g. VSEEK_JUDGE_BASE_URL / VSEEK_JUDGE_API_KEY for the LLM judge), never from data")
+        warnings.warn(message, UserWarning, stacklevel=2)
+        log.warning(message)
+    return out
+
+
+def _without(value: Any, hidden: Callable[[Any], bool], *, drop: bool, removed: list[str], path: str) -> Any:
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
-            if is_secret_key(k):
+            where = f"{path}.{k}" if path else str(k)
+            if hidden(k) or (isinstance(v, str) and _SECRET_VALUE.match(v)):
+                removed.append(where)
                 if not drop:
                     out[k] = REDACTED
             else:
-                out[k] = redact_secrets(v, drop=drop)
+                out[k] = _without(v, hidden, drop=drop, removed=removed, path=where)
         return out
     if isinstance(value, (list, tuple)):
-        return [redact_secrets(v, drop=drop) for v in value]
+        return [_without(v, hidden, drop=drop, removed=removed, path=f"{path}[{i}]") for i, v in enumerate(value)]
     return value
 
 
