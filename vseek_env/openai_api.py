@@ -27,7 +27,6 @@ import base64
 import http.client
 import io
 import json
-import logging
 import random
 import re
 import socket
@@ -63,8 +62,6 @@ ENDPOINT_KEY_PATTERN = re.compile(r"(^|[_-])(base[_-]?url|api[_-]?base|url|uri|e
 REDACTED = "<redacted>"
 # A value that carries its own credential, whatever its option is called.
 _SECRET_VALUE = re.compile(r"^\s*(bearer|basic)\s+\S", re.I)
-
-log = logging.getLogger(__name__)
 
 
 def is_secret_key(name: Any) -> bool:
@@ -120,8 +117,7 @@ def without_endpoints_and_secrets(value: Any, where: str) -> Any:
     if removed:
         message = (f"{where}: ignored {', '.join(removed)}: endpoints and keys come only from your own "
                    "configuration (e.g. VSEEK_JUDGE_BASE_URL / VSEEK_JUDGE_API_KEY for the LLM judge), never from data")
-        warnings.warn(message, UserWarning, stacklevel=2)
-        log.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=2)  # shown once per message, not once per row
     return out
 
 
