@@ -24,6 +24,7 @@ import enum
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +86,54 @@ class ParsedResponse:
         }
 
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.S)
-_BLOCK = re.compile(r"<(tool_call|answer)>(.*?)</\1>", re.S)
+def tag_blocks(text: str, tags: tuple[str, ...]) -> list[tuple[str, int, int, int, int]]:
+    """The ``<tag>...</tag>`` blocks of ``text``, leftmost first, in time linear in ``len(text)``.
+
+    Each block is ``(tag, start, content_start, content_end, end)``. The blocks are exactly those
+    the regex ``<(t1|t2)>(.*?)</\\1>`` finds, but without its quadratic cost on a tag opened
+    thousands of times and never closed (a regex retries from every opening).
+
+    >>> [(t, "a<x>1</x><y>2</y>"[c:d]) for t, _, c, d, _ in tag_blocks("a<x>1</x><y>2</y>", ("x", "y"))]
+    [('x', '1'), ('y', '2')]
+    >>> tag_blocks("<x><x>", ("x",))
+    []
+    """
+    out: list[tuple[str, int, int, int, int]] = []
+    alive = list(tags)
+    nxt = {t: text.find(f"<{t}>") for t in tags}
+    while True:
+        found = [(nxt[t], t) for t in alive if nxt[t] != -1]
+        if not found:
+            return out
+        start, tag = min(found)
+        content_start = start + len(tag) + 2
+        content_end = text.find(f"</{tag}>", content_start)
+        if content_end == -1:  # no closing after this opening, so none after any later one
+            alive.remove(tag)
+            continue
+        end = content_end + len(tag) + 3
+        out.append((tag, start, content_start, content_end, end))
+        for t in alive:
+            if nxt[t] != -1 and nxt[t] < end:
+                nxt[t] = text.find(f"<{t}>", end)
+
+
+def split_blocks(text: str, tags: tuple[str, ...], sep: str = " ") -> tuple[list[tuple[str, str]], str]:
+    """``([(tag, content), ...], text with each block replaced by sep)``, linear (see :func:`tag_blocks`).
+
+    >>> split_blocks("a<x>1</x>b", ("x",))
+    ([('x', '1')], 'a b')
+    """
+    blocks = tag_blocks(text, tags)
+    found = [(tag, text[c:d]) for tag, _, c, d, _ in blocks]
+    pieces, pos = [], 0
+    for _, start, _, _, end in blocks:
+        pieces.append(text[pos:start])
+        pos = end
+    pieces.append(text[pos:])
+    return found, sep.join(pieces)
+
+
 _OPEN = re.compile(r"<(think|tool_call|answer)>")
 _CLOSE = re.compile(r"</(think|tool_call|answer)>")
 _WELL_FORMED = re.compile(
@@ -117,8 +164,8 @@ def parse_response(text: str, *, max_chars: int | None = None, max_tool_calls: i
         )
     errors: list[ProtocolError] = []
     warnings: list[ProtocolError] = []
-    think_parts = _THINK.findall(text)
-    body = _THINK.sub(" ", text)
+    thoughts, body = split_blocks(text, ("think",))
+    think_parts = [content for _, content in thoughts]
     if "</think>" in body and "<think>" not in body:
         # Chat templates that open <think> in the prompt produce responses starting mid-thought.
         head, body = body.rsplit("</think>", 1)
@@ -131,14 +178,14 @@ def parse_response(text: str, *, max_chars: int | None = None, max_tool_calls: i
 
     calls: list[ToolCall] = []
     answers: list[str] = []
-    for kind, content in _BLOCK.findall(body):
+    blocks, remainder = split_blocks(body, ("tool_call", "answer"))
+    for kind, content in blocks:
         if kind == "answer":
             answers.append(content.strip())
         else:
             call = _parse_tool_call(content, errors)
             if call is not None:
                 calls.append(call)
-    remainder = _BLOCK.sub(" ", body)
     for tag in sorted(set(_OPEN.findall(remainder)) | set(_CLOSE.findall(remainder))):
         errors.append(ProtocolError(ErrorCode.UNCLOSED_TAG, f"<{tag}> is not matched by </{tag}>: write <{tag}>...</{tag}>."))
 
@@ -188,8 +235,8 @@ _ACTION_ERRORS = {ErrorCode.INVALID_JSON, ErrorCode.BAD_TOOL_CALL, ErrorCode.MUL
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
-    keys = [k for k, _ in pairs]
-    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    counts = Counter(k for k, _ in pairs)  # keys.count per key would be quadratic in the key count
+    duplicated = sorted(k for k, n in counts.items() if n > 1)
     if duplicated:
         raise ValueError(f"duplicated key(s) {duplicated}")
     return dict(pairs)
