@@ -361,7 +361,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
 
             index = video.index_at(spec.time)
             batch = video.read([index], max_pixels=None)
-            mask = decode_rle(spec.mask_rle) if spec.mask_rle else None
+            mask = decode_rle(spec.mask_rle, shape=batch.frames[0].shape) if spec.mask_rle else None
             rendered = render_visual_prompt(
                 batch.frames[0], spec.style, box=spec.box, mask=mask, rng=spec.seed, label=spec.label
             )

@@ -27,6 +27,7 @@ import base64
 import http.client
 import io
 import json
+import logging
 import random
 import re
 import socket
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["ChatEndpoint", "OpenAIAPIError", "REDACTED", "RETRY_STATUS", "image_data_url", "image_part", "is_endpoint_key", "is_secret_key",
-           "jpeg_bytes", "message_text", "redact_secrets", "without_endpoints_and_secrets"]
+           "jpeg_bytes", "message_text", "redact_secrets", "endpoints_in", "without_endpoints",
+           "without_endpoints_and_secrets"]
 
 T = TypeVar("T")
 
@@ -58,6 +60,8 @@ SECRET_KEY_PATTERN = re.compile(
 #: Option names that say where requests go. Options read from data (a training row, a rollouts
 #: file) may not set them: endpoints come only from the user's own configuration.
 ENDPOINT_KEY_PATTERN = re.compile(r"(^|[_-])(base[_-]?url|api[_-]?base|url|uri|endpoint|proxy)$", re.I)
+log = logging.getLogger(__name__)
+
 #: What a redacted value is replaced with (where it is not dropped).
 REDACTED = "<redacted>"
 # A value that carries its own credential, whatever its option is called.
@@ -99,6 +103,28 @@ def redact_secrets(value: Any, *, drop: bool = False) -> Any:
     return _without(value, is_secret_key, drop=drop, removed=[], path="")
 
 
+def without_endpoints(value: Any) -> Any:
+    """``value`` with every endpoint-named entry of every nested dict dropped (no warning).
+
+    For comparing settings where the server's address does not matter (an eval's run identity).
+
+    >>> without_endpoints({"policy_args": {"base_url": "http://a/v1", "model": "m"}})
+    {'policy_args': {'model': 'm'}}
+    """
+    return _without(value, is_endpoint_key, drop=True, removed=[], path="")
+
+
+def endpoints_in(value: Any) -> dict[str, Any]:
+    """Every endpoint-named entry of ``value`` as ``{dotted path: value}`` (what :func:`without_endpoints` drops).
+
+    >>> endpoints_in({"policy_args": {"base_url": "http://a/v1"}, "n": [{"url": "u"}]})
+    {'policy_args.base_url': 'http://a/v1', 'n[0].url': 'u'}
+    """
+    removed: list[tuple[str, Any]] = []
+    _without(value, is_endpoint_key, drop=True, removed=removed, path="")
+    return dict(removed)
+
+
 def without_endpoints_and_secrets(value: Any, where: str) -> Any:
     """Options read from data (a training row, a rollouts file) with endpoints and secrets taken out.
 
@@ -112,22 +138,23 @@ def without_endpoints_and_secrets(value: Any, where: str) -> Any:
     ...     without_endpoints_and_secrets({"reward": {"accuracy": {"judge": {"base_url": "http://x", "model": "m"}}}}, "row 3")
     {'reward': {'accuracy': {'judge': {'model': 'm'}}}}
     """
-    removed: list[str] = []
+    removed: list[tuple[str, Any]] = []
     out = _without(value, lambda k: is_secret_key(k) or is_endpoint_key(k), drop=True, removed=removed, path="")
     if removed:
-        message = (f"{where}: ignored {', '.join(removed)}: endpoints and keys come only from your own "
+        message = (f"{where}: ignored {', '.join(path for path, _ in removed)}: endpoints and keys come only from your own "
                    "configuration (e.g. VSEEK_JUDGE_BASE_URL / VSEEK_JUDGE_API_KEY for the LLM judge), never from data")
         warnings.warn(message, UserWarning, stacklevel=2)  # shown once per message, not once per row
     return out
 
 
-def _without(value: Any, hidden: Callable[[Any], bool], *, drop: bool, removed: list[str], path: str) -> Any:
+def _without(value: Any, hidden: Callable[[Any], bool], *, drop: bool, removed: list[tuple[str, Any]], path: str) -> Any:
+    """``value`` without (or with masked) hidden entries; each is added to ``removed`` as ``(path, value)``."""
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             where = f"{path}.{k}" if path else str(k)
             if hidden(k) or (isinstance(v, str) and _SECRET_VALUE.match(v)):
-                removed.append(where)
+                removed.append((where, v))
                 if not drop:
                     out[k] = REDACTED
             else:
@@ -222,6 +249,7 @@ class ChatEndpoint:
             if attempts > self.retries:
                 error.args = (f"{error} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})",)
                 raise self._scrub(error)
+            _log_retry(self.url, str(self._scrub(error)), attempts, self.retries)
 
     def _post(self, data: bytes, headers: dict[str, str]) -> dict:
         url = self.url
@@ -274,6 +302,22 @@ class ChatEndpoint:
         if self.api_key and self.api_key in error.body:
             error.body = error.body.replace(self.api_key, "<redacted>")
         return error
+
+
+_RETRY_LOG_EVERY_S = 10.0
+_last_retry_log: dict[str, float] = {}
+_retry_log_lock = threading.Lock()
+
+
+def _log_retry(url: str, error: str, attempt: int, retries: int) -> None:
+    """Say that an endpoint is failing while the retries run (at most every 10 s per URL), so a
+    dead server shows at once instead of after every episode's backoff."""
+    now = time.monotonic()
+    with _retry_log_lock:
+        if now - _last_retry_log.get(url, -_RETRY_LOG_EVERY_S) < _RETRY_LOG_EVERY_S:
+            return
+        _last_retry_log[url] = now
+    log.warning("%s (attempt %d of %d; retrying)", error, attempt, retries + 1)
 
 
 class _Deadline:

@@ -1,7 +1,8 @@
 """Aggregate episode records into the summary JSON of an eval run.
 
 Accuracy is over every planned episode: an episode that ended without a readable answer (a parse
-failure) or failed with an error counts as wrong.
+failure) or failed with an error counts as wrong. Errored episodes are also counted (``errored``)
+and listed (``errors``: key, sample id, error) apart from wrong answers.
 
 Example:
     >>> s = summarize([{"key": "a#0", "status": "ok", "correct": True, "dimension": "OD",
@@ -86,4 +87,8 @@ def summarize(records: Iterable[dict]) -> dict:
         "max": max(latency, default=0.0), "total": sum(latency), "policy_mean": _mean(policy_s),
     }
     out["turns_mean"] = _mean([float(r.get("num_turns", 0)) for r in ok])
+    # Errored episodes count as wrong above, but are listed apart from wrong answers: a failure of
+    # the server or the data is not the model's mistake.
+    out["errors"] = [{"key": r.get("key"), "sample_id": r.get("sample_id"), "error": str(r.get("error"))[:300]}
+                     for r in records if r.get("status") != "ok"]
     return out
