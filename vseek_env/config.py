@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 from vseek_env.tools import DEFAULT_TOOLS, TOOLS
+
+
+# Field annotations (strings under postponed evaluation) checked for their type in __post_init__.
+_NUMERIC = {"int": Integral, "float": Real, "float | None": (Real, type(None))}
+_NUMERIC_NAMES = {"int": "an integer", "float": "a number", "float | None": "a number or None"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,11 @@ class EnvConfig:
     tool_timeout_s: float | None = 60.0
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # before any comparison: "four" < 1 names no option
+            allowed = _NUMERIC.get(str(f.type))
+            value = getattr(self, f.name)
+            if allowed is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
+                raise TypeError(f"EnvConfig.{f.name} must be {_NUMERIC_NAMES[str(f.type)]}, got {value!r}")
         for name in self.tools:
             if name not in TOOLS:
                 raise ValueError(f"EnvConfig.tools: unknown tool {name!r}; choose from {sorted(TOOLS)}")

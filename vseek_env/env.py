@@ -29,7 +29,7 @@ from gymnasium import spaces
 from PIL import Image
 
 from vseek_env.config import EnvConfig
-from vseek_env.data import Dataset, Sample, load_dataset
+from vseek_env.data import Dataset, Sample, SampleError, load_dataset
 from vseek_env.protocol import (
     ErrorCode,
     ProtocolError,
@@ -38,7 +38,7 @@ from vseek_env.protocol import (
     format_timestamp_label,
     parse_response,
 )
-from vseek_env.spaces import UnicodeText
+from vseek_env.spaces import FrameSequence, UnicodeText
 from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
 from vseek_env.tools.worker import ToolTimeout, ToolWorker
 from vseek_env.trajectory import ToolRecord, Trajectory, Turn
@@ -110,7 +110,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
                 "text": UnicodeText(cfg.max_text_chars),
                 # Variable length (stacked): a fixed (obs_frames, h, w, 3) array would cost a 10 MB
                 # allocation per step for observations that mostly carry a few frames.
-                "frames": spaces.Sequence(spaces.Box(0, 255, (h, w, 3), np.uint8), stack=True),
+                "frames": FrameSequence(spaces.Box(0, 255, (h, w, 3), np.uint8), max_length=cfg.obs_frames),
                 "timestamps": spaces.Box(-1.0, 1e7, (cfg.obs_frames,), np.float64),
                 "num_frames": spaces.Discrete(cfg.obs_frames + 1),
                 "turn": spaces.Discrete(cfg.max_turns + 1),
@@ -162,7 +162,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
                 try:
                     overview = self._open(sample)
                     break
-                except VideoError as exc:
+                except (VideoError, SampleError) as exc:  # a sample that cannot be opened, named
                     if not self.config.skip_bad_samples:
                         raise
                     skipped.append({"sample_id": sample.id, "error": str(exc)})

@@ -34,6 +34,8 @@ import warnings
 from pathlib import Path
 from typing import Iterable
 
+from vseek_env.tempfiles import clean_stale_temps, temp_path
+
 __all__ = ["JsonlStore", "atomic_write_bytes"]
 
 
@@ -141,7 +143,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    clean_stale_temps(path)
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -218,25 +220,58 @@ def _n_options(row: dict) -> int:
     return len(options) or 4
 
 
+def _dimension_key(dim: Any, index: int, problems: list[str]) -> Any:
+    """A row's dimension as a grouping key: integer codes as ints, other scalars as they are, and
+    anything else (a list, a dict, a 5000-digit number) as its JSON text, noted in ``problems``."""
+    if isinstance(dim, (int, float, str)) and not isinstance(dim, bool):
+        text = str(dim).strip()
+        if text.lstrip("-").isdigit() and len(text) <= 18:
+            return int(text)
+        if len(text) <= 100:
+            return dim
+    elif dim is None or isinstance(dim, bool):
+        return dim
+    key = json.dumps(dim, default=str)[:100]
+    problems.append(f"row {index}: dimension {key} is not a code; grouped under that text")
+    return key
+
+
+def _duration_key(duration: Any, index: int, problems: list[str]) -> str:
+    """A row's duration bucket; a duration that is not a number of seconds is ``unknown`` (noted)."""
+    if duration is None:
+        return "unknown"
+    if isinstance(duration, str):
+        try:
+            duration = float(duration)  # "125.4" as text is still seconds
+        except ValueError:
+            pass
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration):
+        problems.append(f"row {index}: duration {str(duration)[:40]!r} is not a number of seconds; bucket 'unknown'")
+        return "unknown"
+    return duration_bucket(duration)
+
+
 def score_v2p_responses(rows: Iterable[dict], response_key: str = "response") -> dict:
     """Score V2P-Bench response rows (dataset rows plus ``response``).
 
     Returns ``n``, ``official_correct`` (first-character rule), ``robust_correct``, the two
     accuracies, ``unanswered`` (no letter found), ``per_dimension`` keyed by the raw integer code
-    (as a string in JSON) with the same counts, ``per_duration`` and both dimension maps.
+    (as a string in JSON) with the same counts, ``per_duration``, ``row_problems`` (rows whose
+    dimension or duration could not be read, by index) and both dimension maps.
     """
     total = Counter()
-    per_dim: dict[int | None, Counter] = {}
+    per_dim: dict[Any, Counter] = {}
     per_dur: dict[str, Counter] = {}
-    for row in rows:
+    problems: list[str] = []
+    for index, row in enumerate(rows):
         answer = str(row.get("answer", "")).strip().upper()
         response = row.get(response_key)
         off = official_correct(response, answer)
         letter = robust_letter(response, _n_options(row))
         rob = letter is not None and letter == answer
-        dim = row.get("dimension")
-        dim = int(dim) if isinstance(dim, (int, float, str)) and str(dim).lstrip("-").isdigit() else dim
-        for bucket in (total, per_dim.setdefault(dim, Counter()), per_dur.setdefault(duration_bucket(row.get("duration")), Counter())):
+        dim = _dimension_key(row.get("dimension"), index, problems)
+        bucket_name = _duration_key(row.get("duration"), index, problems)
+        for bucket in (total, per_dim.setdefault(dim, Counter()), per_dur.setdefault(bucket_name, Counter())):
             bucket["n"] += 1
             bucket["official_correct"] += off
             bucket["robust_correct"] += rob
@@ -257,6 +292,7 @@ def score_v2p_responses(rows: Iterable[dict], response_key: str = "response") ->
     out = block(total)
     out["per_dimension"] = {str(d): block(per_dim[d]) for d in sorted(per_dim, key=dim_key)}
     out["per_duration"] = {k: block(v) for k, v in per_dur.items()}
+    out["row_problems"] = problems
     out["dimension_maps"] = {
         "eval_py": {str(k): v for k, v in DIMENSIONS_EVAL_PY.items()},
         "by_content": {str(k): v for k, v in DIMENSIONS_BY_CONTENT.items()},

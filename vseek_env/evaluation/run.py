@@ -18,11 +18,9 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import sys
-import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -262,10 +260,7 @@ def evaluate(
             path = out_dir / rel
             if rel.startswith(SHARED_ASSET_DIR) and path.exists():
                 continue  # content-addressed, already written by an earlier episode
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(blob)
-            os.replace(tmp, path)  # atomic: a crash never leaves a torn image behind a finished record
+            atomic_write_bytes(path, blob)  # a crash never leaves a torn image behind a finished record
         record["sample_hash"] = hashes[record["key"]]
         store.append(record)
         bar.update(record)
