@@ -38,6 +38,7 @@ from vseek_env.protocol import (
     format_timestamp_label,
     parse_response,
 )
+from vseek_env.images import ImageError, read_image
 from vseek_env.spaces import FrameSequence, UnicodeText
 from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
 from vseek_env.tools.worker import ToolTimeout, ToolWorker
@@ -347,11 +348,10 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             return cached, time
         if spec.image:
             path = self.dataset.resolve(spec.image)
-            try:
-                with Image.open(path) as im:
-                    image = np.asarray(im.convert("RGB"))
-            except OSError as exc:
-                raise VideoError(f"cannot read visual-prompt image {path}: {exc}") from exc
+            try:  # a literal regular file of bounded size, like every path from data
+                image = read_image(path)
+            except ImageError as exc:
+                raise VideoError(f"cannot read visual-prompt image: {exc}") from exc
             time = spec.time
         else:
             if spec.time is None:
