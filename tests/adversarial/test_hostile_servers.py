@@ -96,3 +96,19 @@ def test_timeout_is_a_total_deadline_not_a_per_read_one(head_drip):
         server.finished.wait(30)
     # The client hung up long before the server ran out of bytes (it stops once the socket is shut).
     assert server.sent < server.max_bytes // 2
+
+
+def test_a_failing_endpoint_is_reported_while_it_is_retried_not_only_at_the_end(caplog):
+    import logging
+    import socket as socket_mod
+
+    with socket_mod.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = ChatEndpoint(f"http://127.0.0.1:{port}/v1", KEY, timeout_s=1, retries=2, backoff_s=0)
+    with caplog.at_level(logging.WARNING, logger="vseek_env.openai_api"):
+        with pytest.raises(OpenAIAPIError, match="gave up after 3 attempts"):
+            endpoint.complete(PAYLOAD)
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert retries and f"127.0.0.1:{port}" in retries[0] and "attempt 1 of 3" in retries[0]
+    assert all(KEY not in r.getMessage() for r in caplog.records)
