@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import enum
 import json
 import math
@@ -86,36 +87,44 @@ class ParsedResponse:
         }
 
 
-def tag_blocks(text: str, tags: tuple[str, ...]) -> list[tuple[str, int, int, int, int]]:
+def tag_blocks(text: str, tags: tuple[str, ...], *, ignore_case: bool = False) -> list[tuple[str, int, int, int, int]]:
     """The ``<tag>...</tag>`` blocks of ``text``, leftmost first, in time linear in ``len(text)``.
 
     Each block is ``(tag, start, content_start, content_end, end)``. The blocks are exactly those
-    the regex ``<(t1|t2)>(.*?)</\\1>`` finds, but without its quadratic cost on a tag opened
-    thousands of times and never closed (a regex retries from every opening).
+    the regex ``<(t1|t2)>(.*?)</\\1>`` (with ``re.I`` when ``ignore_case``) finds, but without its
+    quadratic cost on a tag opened thousands of times and never closed (a regex retries from every
+    opening): the openings and closings are located once, and an opening with no closing after it
+    rules its tag out for the rest of the text.
 
     >>> [(t, "a<x>1</x><y>2</y>"[c:d]) for t, _, c, d, _ in tag_blocks("a<x>1</x><y>2</y>", ("x", "y"))]
     [('x', '1'), ('y', '2')]
     >>> tag_blocks("<x><x>", ("x",))
     []
     """
+    flags = re.I if ignore_case else 0
+    opens = {t: [m.start() for m in re.finditer(re.escape(f"<{t}>"), text, flags)] for t in tags}
+    closes = {t: [m.start() for m in re.finditer(re.escape(f"</{t}>"), text, flags)] for t in tags}
     out: list[tuple[str, int, int, int, int]] = []
     alive = list(tags)
-    nxt = {t: text.find(f"<{t}>") for t in tags}
+    pos = 0
     while True:
-        found = [(nxt[t], t) for t in alive if nxt[t] != -1]
+        found = []
+        for t in alive:
+            i = bisect.bisect_left(opens[t], pos)
+            if i < len(opens[t]):
+                found.append((opens[t][i], t))
         if not found:
             return out
         start, tag = min(found)
         content_start = start + len(tag) + 2
-        content_end = text.find(f"</{tag}>", content_start)
-        if content_end == -1:  # no closing after this opening, so none after any later one
+        j = bisect.bisect_left(closes[tag], content_start)
+        if j == len(closes[tag]):  # no closing after this opening, so none after any later one
             alive.remove(tag)
             continue
+        content_end = closes[tag][j]
         end = content_end + len(tag) + 3
         out.append((tag, start, content_start, content_end, end))
-        for t in alive:
-            if nxt[t] != -1 and nxt[t] < end:
-                nxt[t] = text.find(f"<{t}>", end)
+        pos = end
 
 
 def split_blocks(text: str, tags: tuple[str, ...], sep: str = " ") -> tuple[list[tuple[str, str]], str]:

@@ -29,12 +29,12 @@ PATHOLOGICAL = {
 }
 
 
-def _regex_blocks(text: str, tags: tuple[str, ...]) -> list[tuple[str, str]]:
-    pattern = re.compile(r"<(" + "|".join(tags) + r")>(.*?)</\1>", re.S)
-    return pattern.findall(text)
+def _regex_blocks(text: str, tags: tuple[str, ...], flags: int = 0) -> list[tuple[str, str]]:
+    pattern = re.compile(r"<(" + "|".join(tags) + r")>(.*?)</(?:\1)>", re.S | flags)
+    return [(m.group(1).lower() if flags else m.group(1), m.group(2)) for m in pattern.finditer(text)]
 
 
-_PIECES = st.sampled_from(["<a>", "</a>", "<b>", "</b>", "x", "<", ">", "/", "a", "b", "<a", "</", "\n"])
+_PIECES = st.sampled_from(["<a>", "</a>", "<b>", "</b>", "<A>", "</A>", "x", "<", ">", "/", "a", "b", "<a", "</", "\n"])
 
 
 @given(st.lists(_PIECES, max_size=30).map("".join))
@@ -42,6 +42,22 @@ def test_the_block_scanner_finds_exactly_what_the_regex_finds(text):
     for tags in (("a",), ("a", "b"), ("b", "a")):
         mine = [(t, text[c:d]) for t, _, c, d, _ in tag_blocks(text, tags)]
         assert mine == _regex_blocks(text, tags)
+        mine = [(t, text[c:d]) for t, _, c, d, _ in tag_blocks(text, tags, ignore_case=True)]
+        assert mine == _regex_blocks(text, tags, re.I)
+
+
+def test_v2p_score_reads_a_pathological_response_in_linear_time():
+    import subprocess
+    import sys
+
+    code = ("from vseek_env.data.v2p import robust_letter\n"
+            "robust_letter('<ANSWER>' * 150_000 + ' B')\n"
+            "assert robust_letter('<Answer> (C) </answer>') == 'C'\nprint('ok')")
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("robust_letter on 1.2 M characters of unclosed <ANSWER> did not finish")
+    assert done.stdout.strip() == "ok", done.stderr
 
 
 _CHILD = """

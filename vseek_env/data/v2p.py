@@ -33,6 +33,7 @@ from typing import Any, Iterable
 
 from vseek_env.data.datasets import Dataset, iter_json_rows
 from vseek_env.data.sample import Sample, SampleError, VisualPromptSpec, option_letters
+from vseek_env.protocol import tag_blocks
 
 # The code -> abbreviation map of V2P-Bench's eval/eval.py (copied by VideoSeeker's eval_all.py).
 DIMENSIONS_EVAL_PY: dict[int, str] = {
@@ -186,7 +187,6 @@ def load_v2p(path: str | Path, *, root: str | Path | None = None, videos_root: s
 
 # -- scoring ---------------------------------------------------------------------------------------
 
-_ANSWER_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 
 
 def official_correct(response: Any, answer: str) -> bool:
@@ -211,8 +211,11 @@ def robust_letter(response: Any, n_options: int = 4) -> str | None:
 
     if not isinstance(response, str) or not response.strip():
         return None
-    tagged = _ANSWER_TAG.findall(response)
-    return extract_choice(tagged[-1] if tagged else response, n_options)
+    tagged = tag_blocks(response, ("answer",), ignore_case=True)  # linear: responses come from files
+    if tagged:
+        _, _, start, end, _ = tagged[-1]
+        return extract_choice(response[start:end].strip(), n_options)
+    return extract_choice(response, n_options)
 
 
 def _n_options(row: dict) -> int:
