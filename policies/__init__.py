@@ -38,8 +38,12 @@ def make_policy(name: str, **kwargs: Any) -> Policy:
     target = _POLICIES.get(name) or (name if ":" in name else None)
     if target is None:
         raise KeyError(f"unknown policy {name!r}; available: {available_policies()} or 'module:Class'")
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+    module, _, cls = target.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise KeyError(f"cannot load policy {name!r} ({exc}); available: {available_policies()} or 'module:Class'") from None
+    return factory(**kwargs)
 
 
 __all__ = ["Policy", "available_policies", "make_policy", "register_policy"]

@@ -27,6 +27,7 @@ class Reply:
     body: Any = None  # dict -> JSON; str -> sent raw (garbage)
     delay_s: float = 0.0  # sleep before answering (a hang when longer than the client's timeout)
     close: bool = False  # drop the connection without answering
+    headers: dict = field(default_factory=dict)  # extra response headers (e.g. a redirect's Location)
 
     @classmethod
     def text(cls, content: str, model: str = "fake") -> "Reply":
@@ -86,6 +87,8 @@ class FakeOpenAIServer:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -300,8 +300,9 @@ def test_keys_never_reach_the_rollout_folder_or_any_export(tmp_path, monkeypatch
     texts = [f.read_text() for f in files] + [json.dumps(read_rows(p), default=str) for p in (verl, rl)]
     assert kept and all(SECRET not in t for t in texts)
     assert all(SECRET.encode() not in p.read_bytes() for p in (verl, rl))
-    assert all("127.0.0.1:9" in t for t in texts[-2:])  # the judge endpoint itself is kept
-    monkeypatch.setenv("VSEEK_JUDGE_API_KEY", "sk-from-env")  # how a replay gets the key back
+    assert all("127.0.0.1:9" not in t for t in texts[-2:])  # nor the endpoint: rows may not choose one
+    monkeypatch.setenv("VSEEK_JUDGE_API_KEY", "sk-from-env")  # how a replay gets the key and endpoint back
+    monkeypatch.setenv("VSEEK_JUDGE_BASE_URL", judge["base_url"])
     assert verify_export(verl, "verl").ok
 
 

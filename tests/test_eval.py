@@ -219,7 +219,7 @@ def test_secrets_never_reach_run_json_or_errors_but_changed_settings_do(tmp_path
     identity = json.loads(saved)
     assert SECRET not in saved and identity["policy_args"]["max_tokens"] == 8  # not hidden as a "token"
     assert identity["policy_args"]["client"]["api_key"] == "<redacted>" and identity["policy_args"]["hf_token"] == "<redacted>"
-    assert identity["reward"]["accuracy"]["judge"]["base_url"] == judge["base_url"]  # which judge graded
+    assert identity["endpoints"]["reward.accuracy.judge.base_url"] == judge["base_url"]  # which judge graded
     assert run(policy_args={**policy_args, "hf_token": "another key"}).ran == 0  # a new key is the same run
     with pytest.raises(EvalError) as err:
         run(policy_args={**policy_args, "max_tokens": 16})

@@ -176,7 +176,8 @@ def test_image_data_url_is_a_jpeg_of_the_right_size(shape, max_side, expected):
     ("api_key", True), ("apikey", True), ("OPENAI_API_KEY", True), ("hf_token", True), ("token", True),
     ("access_token", True), ("authToken", True), ("auth_token", True), ("client_secret", True), ("password", True),
     ("max_tokens", False), ("max_new_tokens", False), ("keyframes", False), ("tokenizer", False), ("key", False),
-    ("secret_sauce", False), ("num_tokens", False),
+    ("secret_sauce", False), ("num_tokens", False), ("judge_key", True), ("secret_key", True), ("Authorization", True),
+    ("proxy-authorization", True), ("cookie", True),
 ])
 def test_secret_names_are_exact_words_not_substrings(name, secret):
     assert is_secret_key(name) is secret

@@ -37,16 +37,16 @@ _register()
 def make_vec(env_id: str = "VideoSeeker-v0", num_envs: int = 2, *, asynchronous: bool = False, **kwargs):
     """A vector of VideoSeeker envs (``gymnasium.vector``), with autoreset.
 
-    Asynchronous vectors run each env in its own process and pass observations through pipes:
-    Gymnasium's shared memory would freeze the text observation at its first value.
+    The same as ``gym.make_vec(env_id, num_envs, vectorization_mode="async" or "sync", **kwargs)``:
+    asynchronous vectors run each env in its own process and pass text and frames through shared
+    memory (``vseek_env.spaces`` registers it for the env's text and frame spaces).
 
     >>> envs = make_vec("VideoSeeker-tiny-v0", num_envs=2)              # doctest: +SKIP
     """
     import gymnasium as gym
 
     mode = "async" if asynchronous else "sync"
-    vector_kwargs = {"shared_memory": False} if asynchronous else {}
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs)
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
 
 
 def __getattr__(name: str):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 from vseek_env.tools import DEFAULT_TOOLS, TOOLS
@@ -47,6 +48,11 @@ PROMPT_STYLES = ("default", "paper")
 def token_units(n_frames: int, as_video: bool) -> int:
     """Frame groups that each cost ``(h / f) * (w / f)`` tokens: Qwen-VL merges video frames in pairs."""
     return (n_frames + 1) // 2 if as_video else n_frames
+
+
+# Field annotations (strings under postponed evaluation) checked for their type in __post_init__.
+_NUMERIC = {"int": Integral, "float": Real, "float | None": (Real, type(None))}
+_NUMERIC_NAMES = {"int": "an integer", "float": "a number", "float | None": "a number or None"}
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,11 @@ class EnvConfig:
     tool_timeout_s: float | None = 60.0
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # before any comparison: "four" < 1 names no option
+            allowed = _NUMERIC.get(str(f.type))
+            value = getattr(self, f.name)
+            if allowed is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
+                raise TypeError(f"EnvConfig.{f.name} must be {_NUMERIC_NAMES[str(f.type)]}, got {value!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"EnvConfig.protocol: unknown protocol {self.protocol!r}; choose from {sorted(PROTOCOLS)}")
         if self.prompt_style not in PROMPT_STYLES:

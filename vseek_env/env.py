@@ -29,7 +29,7 @@ from gymnasium import spaces
 from PIL import Image
 
 from vseek_env.config import EnvConfig, token_units
-from vseek_env.data import Dataset, Sample, load_dataset
+from vseek_env.data import Dataset, Sample, SampleError, load_dataset
 from vseek_env.protocol import (
     ErrorCode,
     ProtocolError,
@@ -38,7 +38,8 @@ from vseek_env.protocol import (
     format_timestamp_label,
     parse_response,
 )
-from vseek_env.spaces import UnicodeText
+from vseek_env.images import ImageError, read_image
+from vseek_env.spaces import FrameSequence, UnicodeText
 from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
 from vseek_env.tools.worker import ToolTimeout, ToolWorker
 from vseek_env.trajectory import ToolRecord, Trajectory, Turn
@@ -123,7 +124,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
                 "text": UnicodeText(cfg.max_text_chars),
                 # Variable length (stacked): a fixed (obs_frames, h, w, 3) array would cost a 10 MB
                 # allocation per step for observations that mostly carry a few frames.
-                "frames": spaces.Sequence(spaces.Box(0, 255, (h, w, 3), np.uint8), stack=True),
+                "frames": FrameSequence(spaces.Box(0, 255, (h, w, 3), np.uint8), max_length=cfg.obs_frames),
                 "timestamps": spaces.Box(-1.0, 1e7, (cfg.obs_frames,), np.float64),
                 "num_frames": spaces.Discrete(cfg.obs_frames + 1),
                 "turn": spaces.Discrete(cfg.max_turns + 1),
@@ -176,7 +177,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
                 try:
                     overview = self._open(sample)
                     break
-                except VideoError as exc:
+                except (VideoError, SampleError) as exc:  # a sample that cannot be opened, named
                     if not self.config.skip_bad_samples:
                         raise
                     skipped.append({"sample_id": sample.id, "error": str(exc)})
@@ -401,7 +402,7 @@ class VideoSeekerEnv(gym.Env[dict, str]):
 
             index = video.index_at(spec.time)
             batch = video.read([index], max_pixels=None)
-            mask = decode_rle(spec.mask_rle) if spec.mask_rle else None
+            mask = decode_rle(spec.mask_rle, shape=batch.frames[0].shape) if spec.mask_rle else None
             rendered = render_visual_prompt(
                 batch.frames[0], spec.style, box=spec.box, mask=mask, rng=spec.seed, label=spec.label
             )
@@ -618,11 +619,10 @@ def overview_tokens(n_frames: int, height: int, width: int, *, factor: int, as_v
 
 
 def _read_rgb(path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except OSError as exc:
-        raise VideoError(f"cannot read visual-prompt image {path}: {exc}") from exc
+    try:  # a literal regular file of bounded size, like every path from data
+        return read_image(path)
+    except ImageError as exc:
+        raise VideoError(f"cannot read visual-prompt image: {exc}") from exc
 
 
 def _extra_prompt_images(sample: Sample) -> list[str]:

@@ -46,6 +46,7 @@ __all__ = [
     "validate_shape",
     "encode_rle",
     "decode_rle",
+    "MAX_MASK_PIXELS",
     "mask_to_box",
     "box_to_mask",
     "ellipse_mask",
@@ -152,13 +153,23 @@ def encode_rle(mask: Any, *, compress: bool = False) -> dict:
     return {"size": [h, w], "counts": [int(c) for c in counts]}
 
 
-def decode_rle(rle: Mapping) -> np.ndarray:
+#: Largest mask :func:`decode_rle` allocates (H * W), about an 8K x 8K frame. Sizes come from data:
+#: a 273-byte row declaring 40000 x 40000 must fail before 1.6 GB are allocated, not after.
+MAX_MASK_PIXELS = 1 << 26
+
+
+def decode_rle(rle: Mapping, *, shape: Any = None, max_pixels: int = MAX_MASK_PIXELS) -> np.ndarray:
     """Decode an RLE produced by :func:`encode_rle` (or COCO/pycocotools) to a bool mask.
 
     ``counts`` may be a list of non-negative ints or COCO's compressed string (str or bytes).
+    The declared size is checked before anything is allocated: against ``shape`` (the frame the
+    mask belongs to, ``(H, W)`` or ``(H, W, C)``) when given, and against ``max_pixels``.
 
     >>> decode_rle({"size": [2, 2], "counts": [1, 3]}).astype(int).tolist()
     [[0, 1], [1, 1]]
+    >>> decode_rle({"size": [40000, 40000], "counts": [1600000000]})
+    Traceback (most recent call last):
+    ValueError: rle['size'] [40000, 40000] is 1600000000 pixels; masks are limited to 67108864 (MAX_MASK_PIXELS)
     """
     if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
         raise ValueError("rle must be a mapping with keys 'size' and 'counts'")
@@ -166,6 +177,10 @@ def decode_rle(rle: Mapping) -> np.ndarray:
     if isinstance(size, (str, bytes)) or not isinstance(size, (Sequence, np.ndarray)) or len(size) != 2:
         raise ValueError(f"rle['size'] must be [H, W], got {size!r}")
     h, w = validate_shape(tuple(size), name="rle['size']")
+    if shape is not None and (h, w) != validate_shape(shape):
+        raise ValueError(f"rle['size'] {[h, w]} does not match the frame's {list(validate_shape(shape))}")
+    if h * w > max_pixels:
+        raise ValueError(f"rle['size'] {[h, w]} is {h * w} pixels; masks are limited to {max_pixels} (MAX_MASK_PIXELS)")
     counts = rle["counts"]
     if isinstance(counts, (str, bytes)):
         counts = _string_to_counts(counts)

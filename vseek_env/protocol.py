@@ -20,10 +20,12 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import enum
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +87,62 @@ class ParsedResponse:
         }
 
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.S)
-_BLOCK = re.compile(r"<(tool_call|answer)>(.*?)</\1>", re.S)
+def tag_blocks(text: str, tags: tuple[str, ...], *, ignore_case: bool = False) -> list[tuple[str, int, int, int, int]]:
+    """The ``<tag>...</tag>`` blocks of ``text``, leftmost first, in time linear in ``len(text)``.
+
+    Each block is ``(tag, start, content_start, content_end, end)``. The blocks are exactly those
+    the regex ``<(t1|t2)>(.*?)</\\1>`` (with ``re.I`` when ``ignore_case``) finds, but without its
+    quadratic cost on a tag opened thousands of times and never closed (a regex retries from every
+    opening): the openings and closings are located once, and an opening with no closing after it
+    rules its tag out for the rest of the text.
+
+    >>> [(t, "a<x>1</x><y>2</y>"[c:d]) for t, _, c, d, _ in tag_blocks("a<x>1</x><y>2</y>", ("x", "y"))]
+    [('x', '1'), ('y', '2')]
+    >>> tag_blocks("<x><x>", ("x",))
+    []
+    """
+    flags = re.I if ignore_case else 0
+    opens = {t: [m.start() for m in re.finditer(re.escape(f"<{t}>"), text, flags)] for t in tags}
+    closes = {t: [m.start() for m in re.finditer(re.escape(f"</{t}>"), text, flags)] for t in tags}
+    out: list[tuple[str, int, int, int, int]] = []
+    alive = list(tags)
+    pos = 0
+    while True:
+        found = []
+        for t in alive:
+            i = bisect.bisect_left(opens[t], pos)
+            if i < len(opens[t]):
+                found.append((opens[t][i], t))
+        if not found:
+            return out
+        start, tag = min(found)
+        content_start = start + len(tag) + 2
+        j = bisect.bisect_left(closes[tag], content_start)
+        if j == len(closes[tag]):  # no closing after this opening, so none after any later one
+            alive.remove(tag)
+            continue
+        content_end = closes[tag][j]
+        end = content_end + len(tag) + 3
+        out.append((tag, start, content_start, content_end, end))
+        pos = end
+
+
+def split_blocks(text: str, tags: tuple[str, ...], sep: str = " ") -> tuple[list[tuple[str, str]], str]:
+    """``([(tag, content), ...], text with each block replaced by sep)``, linear (see :func:`tag_blocks`).
+
+    >>> split_blocks("a<x>1</x>b", ("x",))
+    ([('x', '1')], 'a b')
+    """
+    blocks = tag_blocks(text, tags)
+    found = [(tag, text[c:d]) for tag, _, c, d, _ in blocks]
+    pieces, pos = [], 0
+    for _, start, _, _, end in blocks:
+        pieces.append(text[pos:start])
+        pos = end
+    pieces.append(text[pos:])
+    return found, sep.join(pieces)
+
+
 _OPEN = re.compile(r"<(think|tool_call|answer)>")
 _CLOSE = re.compile(r"</(think|tool_call|answer)>")
 _WELL_FORMED = re.compile(
@@ -117,8 +173,8 @@ def parse_response(text: str, *, max_chars: int | None = None, max_tool_calls: i
         )
     errors: list[ProtocolError] = []
     warnings: list[ProtocolError] = []
-    think_parts = _THINK.findall(text)
-    body = _THINK.sub(" ", text)
+    thoughts, body = split_blocks(text, ("think",))
+    think_parts = [content for _, content in thoughts]
     if "</think>" in body and "<think>" not in body:
         # Chat templates that open <think> in the prompt produce responses starting mid-thought.
         head, body = body.rsplit("</think>", 1)
@@ -131,14 +187,14 @@ def parse_response(text: str, *, max_chars: int | None = None, max_tool_calls: i
 
     calls: list[ToolCall] = []
     answers: list[str] = []
-    for kind, content in _BLOCK.findall(body):
+    blocks, remainder = split_blocks(body, ("tool_call", "answer"))
+    for kind, content in blocks:
         if kind == "answer":
             answers.append(content.strip())
         else:
             call = _parse_tool_call(content, errors)
             if call is not None:
                 calls.append(call)
-    remainder = _BLOCK.sub(" ", body)
     for tag in sorted(set(_OPEN.findall(remainder)) | set(_CLOSE.findall(remainder))):
         errors.append(ProtocolError(ErrorCode.UNCLOSED_TAG, f"<{tag}> is not matched by </{tag}>: write <{tag}>...</{tag}>."))
 
@@ -188,8 +244,8 @@ _ACTION_ERRORS = {ErrorCode.INVALID_JSON, ErrorCode.BAD_TOOL_CALL, ErrorCode.MUL
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
-    keys = [k for k, _ in pairs]
-    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    counts = Counter(k for k, _ in pairs)  # keys.count per key would be quadratic in the key count
+    duplicated = sorted(k for k, n in counts.items() if n > 1)
     if duplicated:
         raise ValueError(f"duplicated key(s) {duplicated}")
     return dict(pairs)

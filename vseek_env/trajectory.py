@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from vseek_env.protocol import ParsedResponse, ProtocolError, parse_response
+from vseek_env.protocol import ErrorCode, ParsedResponse, ProtocolError, parse_response, split_blocks
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,6 @@ class Trajectory:
 _CHATML_TURN = re.compile(r"<\|im_start\|>(\w+)\n?(.*?)(?=<\|im_start\|>|$)", re.S)
 # verl decodes responses with skip_special_tokens=True, which leaves ChatML role names on their own lines.
 _BARE_ROLE = re.compile(r"(?:^|\n)(system|user|assistant|tool)\n")
-_TOOL_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.S)
 _END = re.compile(r"<\|im_end\|>|<\|endoftext\|>")
 
 
@@ -109,12 +108,20 @@ def split_transcript(text: str) -> list[tuple[str, str]]:
     return [(role, _END.sub("", body).strip()) for role, body in turns]
 
 
-def trajectory_from_text(text: str, responses: list[str] | None = None) -> Trajectory:
+#: Longest transcript :func:`trajectory_from_text` parses; a longer one is one turn with a
+#: ``response_too_long`` error and no answer (verl's reward path hands it whatever the model wrote).
+MAX_TRANSCRIPT_CHARS = 1_000_000
+
+
+def trajectory_from_text(text: str, responses: list[str] | None = None, *,
+                         max_chars: int | None = MAX_TRANSCRIPT_CHARS) -> Trajectory:
     r"""Rebuild a trajectory from model responses, or from a decoded chat transcript.
 
     Tool results are not recoverable from text: a call counts as run (``ok=True``) unless the tool
     message answering it starts with ``Error`` (the env's and the verl tool adapters' failure text).
-    The answer is the last assistant turn's answer, and only if that turn ends the episode.
+    The answer is the last assistant turn's answer, and only if that turn ends the episode. A
+    transcript over ``max_chars`` (:data:`MAX_TRANSCRIPT_CHARS`) is not parsed: it is one turn with
+    a ``response_too_long`` error, so a runaway generation costs nothing and scores no answer.
 
     >>> t = trajectory_from_text('<think>x</think><tool_call>{"name": "crop_video", "arguments": '
     ...                          '{"start_time": 1, "end_time": 3}}</tool_call>\nuser\n<tool_response>Error: no'
@@ -124,12 +131,17 @@ def trajectory_from_text(text: str, responses: list[str] | None = None) -> Traje
     """
     if not isinstance(text, str):
         text = "" if text is None else str(text)
+    total = len(text) if responses is None else sum(len(r) if isinstance(r, str) else 0 for r in responses)
+    if max_chars is not None and total > max_chars:
+        too_long = ProtocolError(ErrorCode.RESPONSE_TOO_LONG, f"the transcript has {total} characters; the limit is {max_chars}.")
+        parsed = ParsedResponse(errors=(too_long,))
+        return Trajectory([Turn(response=text[:max_chars], parsed=parsed, errors=[too_long])])
     turns = [("assistant", r) for r in responses] if responses is not None else split_transcript(text)
     traj = Trajectory()
     pending: list[ToolRecord] = []  # the last assistant turn's records, awaiting tool responses
     for role, content in turns:
         if role != "assistant":
-            replies = _TOOL_RESPONSE.findall(content) or [content]
+            replies = [text for _, text in split_blocks(content, ("tool_response",))[0]] or [content]
             for i, reply in enumerate(replies[: len(pending)]):
                 if reply.strip().startswith("Error"):
                     rec = pending[i]
@@ -139,7 +151,7 @@ def trajectory_from_text(text: str, responses: list[str] | None = None) -> Traje
                 traj.turns[-1].tools[:] = pending
             pending = []
             continue
-        response = _TOOL_RESPONSE.sub("", content) if responses is None else content
+        response = split_blocks(content, ("tool_response",), sep="")[1] if responses is None else content
         parsed = parse_response(response)
         records = []
         for call in parsed.tool_calls:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from vseek_env.coldstart.conversation import Exchange, Flat, assign_images, exchange_from_flat, render
+from vseek_env.openai_api import without_endpoints_and_secrets
 
 
 @dataclass
@@ -98,7 +99,8 @@ def _env_for(dataset: Any, env_options: str, cache: dict):
 
     key = (dataset if isinstance(dataset, (str, Path)) else id(dataset), env_options)
     if key not in cache:
-        cache[key] = VideoSeekerEnv(dataset=dataset, **json.loads(env_options or "{}"))
+        options = without_endpoints_and_secrets(json.loads(env_options or "{}"), "replayed env_options")
+        cache[key] = VideoSeekerEnv(dataset=dataset, **options)
     return cache[key]
 
 

@@ -4,7 +4,8 @@ This is the eval runner (:func:`vseek_env.evaluation.evaluate`, ``repeats=k``) w
 :class:`~vseek_env.coldstart.recorder.ConversationRecorder` hook, so it runs in parallel (threads
 or Ray), resumes from ``results.jsonl`` and refuses a folder holding a different run. The folder::
 
-    run.json        policy, dataset, env options, reward as built, seed (the run identity; secrets redacted)
+    run.json        policy, dataset, env options, reward as built, seed (the run identity; secrets redacted),
+                    and apart from it the endpoints the run used
     results.jsonl   one record per episode: reward components, turns, tool calls and results,
                     and ``conversation`` (the env's messages, images as frames/ paths)
     frames/         every frame any trajectory saw, PNG, written once
@@ -18,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,18 @@ class RolloutSet:
 
     @property
     def env_args(self) -> dict:
-        return dict(self.run.get("env_args") or {})
+        """The env options of the run, with the endpoints run.json keeps apart (e.g. the judge's)."""
+        args = copy.deepcopy(dict(self.run.get("env_args") or {}))
+        for path, value in (self.run.get("endpoints") or {}).items():
+            keys = path.split(".")
+            if keys[0] != "env_args" or "[" in path:
+                continue
+            node = args
+            for key in keys[1:-1]:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node[keys[-1]] = value
+        return args
 
     @property
     def k(self) -> int:

@@ -47,7 +47,7 @@ from vseek_env.coldstart.conversation import (
     exchange_from_record,
 )
 from vseek_env.coldstart.rollouts import RolloutSet
-from vseek_env.openai_api import redact_secrets
+from vseek_env.openai_api import without_endpoints_and_secrets
 
 DATASET_INFO = "dataset_info.json"
 
@@ -77,8 +77,9 @@ def _meta(rollouts: RolloutSet, record: dict, **extra) -> dict:
     return {**extra,
         "key": record["key"], "sample_id": record["sample_id"], "dimension": str(record.get("dimension")),
         "policy": str(record.get("policy")), "reward": float(record.get("reward", 0.0)),
-        # Secret-named options are dropped, not masked: a replay takes the key from its environment.
-        "dataset": rollouts.dataset, "env_options": json.dumps(redact_secrets(rollouts.env_args, drop=True), sort_keys=True),
+        # Keys and endpoints are dropped, not masked: a replay takes them from its own configuration.
+        "dataset": rollouts.dataset,
+        "env_options": json.dumps(without_endpoints_and_secrets(rollouts.env_args, "SFT export env_options"), sort_keys=True),
     }
 
 

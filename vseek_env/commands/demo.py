@@ -32,11 +32,14 @@ def run(args: argparse.Namespace) -> int:
     from vseek_env.policies import make_policy
     from vseek_env.runner import run_episode
 
+    try:
+        policy = make_policy(args.policy)  # before the env: a typo must not wait for a dataset build
+    except KeyError as exc:
+        raise SystemExit(f"vseek demo: {exc.args[0]}") from None
     kwargs = {"render_mode": "rgb_array"}
     if args.dataset:
         kwargs["dataset"] = args.dataset
     env = gym.make(args.env, **kwargs)
-    policy = make_policy(args.policy)
     out = Path(args.out)
     total = 0.0
     for episode in range(args.episodes):

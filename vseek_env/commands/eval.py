@@ -88,5 +88,11 @@ def run(args: argparse.Namespace) -> int:
           f"tool calls/episode {s['tool_calls']['mean_per_episode']:.2f}")
     for dim, row in s["per_dimension"].items():
         print(f"  {dim:>12}: {row['accuracy']:.3f} ({row['correct']}/{row['n']})")
+    if s["errors"]:  # failures of the server or the data, apart from wrong answers
+        print(f"errors ({len(s['errors'])} episodes, counted as wrong):")
+        for e in s["errors"][:10]:
+            print(f"  {e['key']}: {e['error']}")
+        if len(s["errors"]) > 10:
+            print(f"  ... {len(s['errors']) - 10} more in summary.json")
     print(f"results: {result.out_dir / 'results.jsonl'}\nsummary: {result.out_dir / 'summary.json'}\nreport:  {result.report}")
     return 0 if s["errored"] == 0 else 1

@@ -35,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = json.loads(args.env_options)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"--env-options is not valid JSON ({exc}): {args.env_options!r}") from None
+        # the text may hold a key: name the place, never echo it
+        raise SystemExit(f"--env-options is not valid JSON ({exc})") from None
     if not isinstance(options, dict):
-        raise SystemExit(f"--env-options must be a JSON object, got {args.env_options!r}")
+        raise SystemExit(f"--env-options must be a JSON object, got a {type(options).__name__}")
     from vseek_env.data import SampleError
 
     try:

@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"vseek v2p-score: {args.responses}: row(s) {missing[:5]} have no 'answer' field", file=sys.stderr)
         return 2
-    text = json.dumps(score_v2p_responses(rows, args.response_key, args.mode), indent=1)
+    scores = score_v2p_responses(rows, args.response_key, args.mode)
+    for problem in scores["row_problems"][:20]:
+        print(f"vseek v2p-score: {args.responses}: {problem}", file=sys.stderr)
+    text = json.dumps(scores, indent=1)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")

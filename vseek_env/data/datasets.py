@@ -107,6 +107,18 @@ def load_dataset(spec: str | os.PathLike | Dataset | Sequence[Sample]) -> Datase
     return load_file(path)
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _utf8(data: bytes, where: str) -> str:
+    """``data`` as UTF-8 text, or a :class:`SampleError` naming ``where`` and the bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SampleError(f"{where}: not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 4]!r}); "
+                          "save the file as UTF-8") from None
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """``(line number, object)`` for each non-blank line of a JSONL file (line numbers from 1).
 
@@ -116,8 +128,9 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         >>> for lineno, row in iter_jsonl("samples.jsonl"):          # doctest: +SKIP
         ...     print(lineno, row["id"])
     """
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = _utf8(raw[3:] if lineno == 1 and raw.startswith(_BOM) else raw, f"{path}:{lineno}")
             if not line.strip():
                 continue
             try:
@@ -135,18 +148,18 @@ def iter_json_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     The form is detected from the first non-blank character (``[`` opens an array). Positions are
     line numbers (JSONL) or array indices; errors are :class:`SampleError` naming the file and row.
     """
-    with open(path, encoding="utf-8") as fh:
-        head = ""
+    with open(path, "rb") as fh:
+        head = b""
         while chunk := fh.read(4096):
             if chunk.strip():
-                head = chunk.lstrip()
+                head = chunk.removeprefix(_BOM).lstrip()
                 break
-    if not head.startswith("["):
+    if not head.startswith(b"["):
         yield from iter_jsonl(path)
         return
     try:
-        with open(path, encoding="utf-8") as fh:
-            rows = json.load(fh)
+        data = Path(path).read_bytes()
+        rows = json.loads(_utf8(data.removeprefix(_BOM), str(path)))
     except json.JSONDecodeError as exc:
         raise SampleError(f"{path}: not a valid JSON array ({exc})") from None
     for i, row in enumerate(rows):

@@ -171,7 +171,12 @@ class Sample:
         return "\n".join(f"{letter}. {text}" for letter, text in zip(option_letters(len(self.options)), self.options))
 
     def video_path(self, root: str | Path | None = None) -> Path:
-        """Absolute path of the video, resolving a relative ``video`` against ``root``."""
+        """Absolute path of the video, resolving a relative ``video`` against ``root``.
+
+        Raises :class:`SampleError` naming the sample for a ``video`` no file can have (a NUL byte).
+        """
+        if "\x00" in self.video:
+            raise SampleError(f"sample {self.id!r}: 'video' {self.video!r} contains a NUL byte; no file has that name")
         path = Path(self.video)
         if not path.is_absolute() and root is not None:
             path = Path(root) / path

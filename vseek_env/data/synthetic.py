@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -45,6 +44,7 @@ import numpy as np
 
 from vseek_env.data.datasets import cache_dir, register_dataset, write_samples
 from vseek_env.data.sample import Sample, Track, VisualPromptSpec
+from vseek_env.tempfiles import clean_stale_temps, temp_path
 
 GENERATOR_VERSION = "synth-1.1"
 
@@ -218,7 +218,9 @@ def build(name: str, root: Path | None = None, *, force: bool = False, workers: 
         except (OSError, ValueError):
             pass
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    clean_stale_temps(final)  # what killed builds left behind
+    tmp = temp_path(final)
+    tmp.mkdir()
     try:
         started = time.perf_counter()
         (tmp / "videos").mkdir()
@@ -261,7 +263,7 @@ def _publish(tmp: Path, final: Path) -> None:
             return  # a concurrent build finished first; ours is discarded by the caller
     except (OSError, ValueError):
         pass
-    trash = final.with_name(f".{final.name}.old-{os.getpid()}-{time.time_ns()}")
+    trash = temp_path(final, "old")
     try:
         os.rename(final, trash)
     except OSError:

@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import Any, Iterable
 
 from vseek_env.data.datasets import Dataset, iter_json_rows
 from vseek_env.data.sample import Sample, SampleError, VisualPromptSpec, option_letters
+from vseek_env.protocol import tag_blocks
 
 # The code -> abbreviation map of V2P-Bench's eval/eval.py (copied by VideoSeeker's eval_all.py).
 DIMENSIONS_EVAL_PY: dict[int, str] = {
@@ -214,7 +217,6 @@ def episode_verdict(sample: Sample, response: str, answer: str | None, judge: An
     """The official rule on an env episode: it reads the answer text (the whole reply if none)."""
     return official_correct(answer if answer is not None else response, str(sample.answer))
 
-_ANSWER_TAG = re.compile(r"<answer>\s*(.*?)\s*</answer>", re.S | re.I)
 
 
 def official_correct(response: Any, answer: str) -> bool:
@@ -239,13 +241,47 @@ def robust_letter(response: Any, n_options: int = 4) -> str | None:
 
     if not isinstance(response, str) or not response.strip():
         return None
-    tagged = _ANSWER_TAG.findall(response)
-    return extract_choice(tagged[-1] if tagged else response, n_options)
+    tagged = tag_blocks(response, ("answer",), ignore_case=True)  # linear: responses come from files
+    if tagged:
+        _, _, start, end, _ = tagged[-1]
+        return extract_choice(response[start:end].strip(), n_options)
+    return extract_choice(response, n_options)
 
 
 def _n_options(row: dict) -> int:
     _, options = parse_v2p_question(str(row.get("question", "")))
     return len(options) or 4
+
+
+def _dimension_key(dim: Any, index: int, problems: list[str]) -> Any:
+    """A row's dimension as a grouping key: integer codes as ints, other scalars as they are, and
+    anything else (a list, a dict, a 5000-digit number) as its JSON text, noted in ``problems``."""
+    if isinstance(dim, (int, float, str)) and not isinstance(dim, bool):
+        text = str(dim).strip()
+        if text.lstrip("-").isdigit() and len(text) <= 18:
+            return int(text)
+        if len(text) <= 100:
+            return dim
+    elif dim is None or isinstance(dim, bool):
+        return dim
+    key = json.dumps(dim, default=str)[:100]
+    problems.append(f"row {index}: dimension {key} is not a code; grouped under that text")
+    return key
+
+
+def _duration_key(duration: Any, index: int, problems: list[str]) -> str:
+    """A row's duration bucket; a duration that is not a number of seconds is ``unknown`` (noted)."""
+    if duration is None:
+        return "unknown"
+    if isinstance(duration, str):
+        try:
+            duration = float(duration)  # "125.4" as text is still seconds
+        except ValueError:
+            pass
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration):
+        problems.append(f"row {index}: duration {str(duration)[:40]!r} is not a number of seconds; bucket 'unknown'")
+        return "unknown"
+    return duration_bucket(duration)
 
 
 def score_v2p_responses(rows: Iterable[dict], response_key: str = "response", mode: str = "tool") -> dict:
@@ -256,23 +292,25 @@ def score_v2p_responses(rows: Iterable[dict], response_key: str = "response", mo
     ``paper_scored`` (rows it could read), ``paper_accuracy`` (correct / scored, the paper's
     denominator) and ``paper_accuracy_all`` (correct / n); the accuracies, ``unanswered`` (no letter
     found by the robust reader), ``per_dimension`` keyed by the raw integer code (as a string in JSON)
-    with the same counts, ``per_duration``, ``paper_mode`` and both dimension maps.
+    with the same counts, ``per_duration``, ``row_problems`` (rows whose dimension or duration could
+    not be read, by index), ``paper_mode`` and both dimension maps.
     """
     from vseek_env.evaluation.scoring import paper_correct
 
     total = Counter()
-    per_dim: dict[int | None, Counter] = {}
+    per_dim: dict[Any, Counter] = {}
     per_dur: dict[str, Counter] = {}
-    for row in rows:
+    problems: list[str] = []
+    for index, row in enumerate(rows):
         answer = str(row.get("answer", "")).strip().upper()
         response = row.get(response_key)
         off = official_correct(response, answer)
         letter = robust_letter(response, _n_options(row))
         rob = letter is not None and letter == answer
         paper = paper_correct(response, answer, mode)
-        dim = row.get("dimension")
-        dim = int(dim) if isinstance(dim, (int, float, str)) and str(dim).lstrip("-").isdigit() else dim
-        for bucket in (total, per_dim.setdefault(dim, Counter()), per_dur.setdefault(duration_bucket(row.get("duration")), Counter())):
+        dim = _dimension_key(row.get("dimension"), index, problems)
+        bucket_name = _duration_key(row.get("duration"), index, problems)
+        for bucket in (total, per_dim.setdefault(dim, Counter()), per_dur.setdefault(bucket_name, Counter())):
             bucket["n"] += 1
             bucket["official_correct"] += off
             bucket["robust_correct"] += rob
@@ -299,6 +337,7 @@ def score_v2p_responses(rows: Iterable[dict], response_key: str = "response", mo
     out["per_dimension"] = {str(d): block(per_dim[d]) for d in sorted(per_dim, key=dim_key)}
     out["per_duration"] = {k: block(v) for k, v in per_dur.items()}
     out["paper_mode"] = mode
+    out["row_problems"] = problems
     out["dimension_maps"] = {
         "eval_py": {str(k): v for k, v in DIMENSIONS_EVAL_PY.items()},
         "by_content": {str(k): v for k, v in DIMENSIONS_BY_CONTENT.items()},

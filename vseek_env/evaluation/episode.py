@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 import traceback
@@ -107,7 +108,11 @@ class EpisodeWorker:
         """Play ``task``; return its record and ``{relative path: JPEG bytes}``."""
         from vseek_env.runner import run_episode
 
-        sample = self.env.dataset[task.sample_id]
+        try:  # a bad row (e.g. meta.duration "about 2 min") is this episode's error, not the run's
+            sample = self.env.dataset[task.sample_id]
+            record = _base_record(task, sample, self.spec.policy)
+        except Exception as exc:
+            return _error_record(task, self.spec.policy, exc), {}
         folder = asset_dir(task.key)
         assets: dict[str, bytes] = {}
         turns: list[dict] = []
@@ -126,7 +131,6 @@ class EpisodeWorker:
                 recorder.on_step(turn, response, info)
 
         timed = _TimedPolicy(self.policy)
-        record = _base_record(task, sample, self.spec.policy)
         if recorder is not None:
             recorder.start(task, self.env)
         start = time.perf_counter()
@@ -151,11 +155,23 @@ class EpisodeWorker:
         return record, assets
 
 
+def _error_record(task: Task, policy: str, exc: BaseException) -> dict:
+    """The record of an episode that could not start; its message names the sample."""
+    message = str(exc) if task.sample_id in str(exc) else f"sample {task.sample_id!r}: {exc}"
+    return {"key": task.key, "sample_id": task.sample_id, "repeat": task.repeat, "seed": task.seed,
+            "status": "error", "error": f"{type(exc).__name__}: {message}", "policy": policy,
+            "traceback": traceback.format_exc(limit=8), "turns": [], "latency_s": 0.0, "policy_s": 0.0}
+
+
 def _base_record(task: Task, sample, policy: str) -> dict:
+    from vseek_env.data import SampleError
     from vseek_env.data.v2p import duration_bucket
 
     d = sample.to_dict()
     duration = sample.duration if sample.duration is not None else sample.meta.get("duration")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                 or not math.isfinite(duration)):
+        raise SampleError(f"sample {sample.id!r}: meta.duration {duration!r} is not a number of seconds")
     return {
         "key": task.key, "sample_id": task.sample_id, "repeat": task.repeat, "seed": task.seed,
         "status": "ok", "error": None, "policy": policy,

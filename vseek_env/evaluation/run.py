@@ -2,7 +2,8 @@
 
 Output folder::
 
-    run.json        what was evaluated (policy, dataset, env options, protocol, reward as built, seed; secrets redacted)
+    run.json        what was evaluated (policy, dataset, env options, protocol, reward as built, seed; secrets
+                    redacted), and under "endpoints" the servers of the latest call (not part of the run's identity)
     results.jsonl   one record per finished episode, appended as they finish
     summary.json    accuracy overall / per dimension / prompt style / answer kind / duration, tools, rewards, latency
     report.html     browsable report; thumbnails under assets/
@@ -18,10 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import queue
+import re
 import sys
-import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -30,9 +30,10 @@ from typing import Any, Callable, Iterable
 
 from vseek_env.evaluation.episode import SHARED_ASSET_DIR, EpisodeWorker, Task, WorkerSpec
 from vseek_env.evaluation.report import write_report
-from vseek_env.evaluation.results import ResultsFile
+from vseek_env.evaluation.results import ResultsFile, sample_hash
 from vseek_env.evaluation.summary import summarize
-from vseek_env.openai_api import redact_secrets
+from vseek_env.jsonl_store import atomic_write_bytes
+from vseek_env.openai_api import endpoints_in, redact_secrets, without_endpoints
 
 
 class EvalError(RuntimeError):
@@ -61,11 +62,13 @@ def plan_tasks(sample_ids: Iterable[str], *, limit: int | None = None, repeats: 
     return tasks
 
 
-def _run_identity(spec: WorkerSpec, dataset_name: str, seed: int) -> dict:
-    """What must match for results to be resumed: policy, dataset, env options, the reward as built, seed.
+def _run_identity(spec: WorkerSpec, dataset_name: str, seed: int) -> tuple[dict, dict]:
+    """``(identity, endpoints)``: what must match for results to be resumed (policy, dataset, env
+    options, the reward as built, seed), and the servers it used (recorded, not compared).
 
     The reward is recorded as built (``CompositeReward.to_spec``), so a judge resolved from
-    ``"auto"`` shows its endpoint and model; secrets are redacted everywhere (never the key itself).
+    ``"auto"`` shows its model; secrets are redacted everywhere (never the key itself). Endpoints
+    (``base_url``, ...) are not part of the identity: a server that moved serves the same run.
     """
     from vseek_env.config import EnvConfig
     from vseek_env.rewards import make_reward
@@ -73,13 +76,14 @@ def _run_identity(spec: WorkerSpec, dataset_name: str, seed: int) -> dict:
     fields = {f.name for f in dataclasses.fields(EnvConfig)}  # render_mode etc. are env, not config, options
     config = EnvConfig.from_kwargs(**{k: v for k, v in spec.env_args.items() if k in fields})
     reward = config.reward
-    return redact_secrets({
+    settings = redact_secrets({
         "policy": spec.policy, "policy_args": spec.policy_args, "dataset": dataset_name, "seed": seed,
         "env_args": {k: spec.env_args[k] for k in sorted(spec.env_args)},
         "protocol": config.protocol,
         "reward_name": reward if isinstance(reward, str) else "custom",
         "reward": make_reward(reward).to_spec(),
     })
+    return without_endpoints(settings), endpoints_in(settings)
 
 
 def _differences(previous: dict, current: dict) -> list[str]:
@@ -89,10 +93,12 @@ def _differences(previous: dict, current: dict) -> list[str]:
 
 
 class _Progress:
-    """tqdm when installed, else one updating stderr line."""
+    """tqdm when installed, else one updating stderr line; each new kind of episode error is printed
+    when it first happens (a dead endpoint shows at once, not in the summary)."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.done, self.correct, self.enabled = total, 0, 0, enabled
+        self.total, self.done, self.correct, self.errors, self.enabled = total, 0, 0, 0, enabled
+        self._seen: set[str] = set()
         self._bar = None
         if enabled:
             try:
@@ -105,14 +111,31 @@ class _Progress:
     def update(self, record: dict) -> None:
         self.done += 1
         self.correct += bool(record.get("correct"))
+        failed = record.get("status") != "ok"
+        self.errors += failed
         if not self.enabled:
             return
+        if failed:
+            self._first_error(record)
         acc = self.correct / self.done
         if self._bar is not None:
-            self._bar.set_postfix(acc=f"{acc:.3f}", refresh=False)
+            self._bar.set_postfix(acc=f"{acc:.3f}", errors=self.errors, refresh=False)
             self._bar.update(1)
         else:
-            print(f"\r[eval] {self.done}/{self.total} episodes, accuracy {acc:.3f}", end="", file=sys.stderr, flush=True)
+            print(f"\r[eval] {self.done}/{self.total} episodes, accuracy {acc:.3f}, errors {self.errors}",
+                  end="", file=sys.stderr, flush=True)
+
+    def _first_error(self, record: dict) -> None:
+        error = str(record.get("error") or "unknown error")
+        kind = re.sub(r"\d+", "N", error.replace(str(record.get("sample_id", "")), "<sample>"))[:200]
+        if kind in self._seen:
+            return
+        self._seen.add(kind)
+        line = f"[eval] episode {record.get('key')} failed: {error[:500]}"
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            print("\r" + line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -197,6 +220,7 @@ def evaluate(
         use_ray: distribute over Ray; connects to ``ray_address`` or starts a local Ray.
         limit: evaluate only the first ``limit`` samples; ``repeats``: episodes per sample; both may
             grow on a resumed run. ``seed`` is part of the run identity: another seed needs another folder.
+            A finished episode is resumed only if its sample's content is unchanged (``sample_hash``).
         recorder: optional per-worker hook that adds fields and shared assets to each record
             (see :class:`~vseek_env.evaluation.episode.WorkerSpec`); not part of the run identity.
     """
@@ -209,24 +233,31 @@ def evaluate(
     worker_dataset = dataset if use_ray and isinstance(dataset, str) else data
     spec = WorkerSpec(policy=policy, policy_args=dict(policy_args or {}), dataset=worker_dataset,
                       env_args=dict(env_args or {}), recorder=recorder)
-    identity = _run_identity(spec, data.name if not isinstance(dataset, (str, Path)) else str(dataset), seed)
+    identity, endpoints = _run_identity(spec, data.name if not isinstance(dataset, (str, Path)) else str(dataset), seed)
     identity = json.loads(json.dumps(identity, sort_keys=True, default=str))  # as it reads back from run.json
     run_file = out_dir / "run.json"
     if run_file.exists():
         previous = redact_secrets(json.loads(run_file.read_text(encoding="utf-8")))
+        previous.pop("endpoints", None)
+        previous = without_endpoints(previous)  # older versions recorded them inside the identity
         if previous != identity:
             raise EvalError(
                 f"{out_dir} holds results of a different run ({'; '.join(_differences(previous, identity))}). "
                 "Use another --out folder, or delete that one to start over."
             )
-    else:
-        run_file.write_text(json.dumps(identity, indent=1, sort_keys=True), encoding="utf-8")
+    record = {**identity, "endpoints": endpoints}  # the servers of the latest call
+    atomic_write_bytes(run_file, json.dumps(record, indent=1, sort_keys=True, default=str).encode("utf-8"))
 
     store = ResultsFile(out_dir / "results.jsonl")
     store.repair()
     tasks = plan_tasks([s.id for s in data.samples], limit=limit, repeats=repeats, seed=seed)
-    finished = store.finished_keys()
+    hashes = {t.key: sample_hash(data[t.sample_id]) for t in tasks}
+    finished = store.finished_keys(hashes)
+    stale = store.finished_keys() - finished
     todo = [t for t in tasks if t.key not in finished]
+    if stale and progress:
+        print(f"[eval] {len(stale)} finished episode(s) ran on dataset rows that have changed since; "
+              "they run again", file=sys.stderr)
     bar = _Progress(len(todo), progress)
 
     def sink(record: dict, assets: dict[str, bytes]) -> None:
@@ -234,10 +265,8 @@ def evaluate(
             path = out_dir / rel
             if rel.startswith(SHARED_ASSET_DIR) and path.exists():
                 continue  # content-addressed, already written by an earlier episode
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(blob)
-            os.replace(tmp, path)  # atomic: a crash never leaves a torn image behind a finished record
+            atomic_write_bytes(path, blob)  # a crash never leaves a torn image behind a finished record
+        record["sample_hash"] = hashes[record["key"]]
         store.append(record)
         bar.update(record)
 

@@ -1,7 +1,8 @@
 """Aggregate episode records into the summary JSON of an eval run.
 
 Accuracy is over every planned episode: an episode that ended without a readable answer (a parse
-failure) or failed with an error counts as wrong.
+failure) or failed with an error counts as wrong. Errored episodes are also counted (``errored``)
+and listed (``errors``: key, sample id, error) apart from wrong answers.
 
 Example:
     >>> s = summarize([{"key": "a#0", "status": "ok", "correct": True, "dimension": "OD",
@@ -94,6 +95,10 @@ def summarize(records: Iterable[dict]) -> dict:
         # The paper's rule in its three modes and each benchmark's official rule, overall and per
         # category; each with accuracy over all rows and over the rows it could read.
         out["benchmark"] = {"names": benchmarks, "rules": summarize_verdicts(records)}
+    # Errored episodes count as wrong above, but are listed apart from wrong answers: a failure of
+    # the server or the data is not the model's mistake.
+    out["errors"] = [{"key": r.get("key"), "sample_id": r.get("sample_id"), "error": str(r.get("error"))[:300]}
+                     for r in records if r.get("status") != "ok"]
     return out
 
 

@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from vseek_env.images import ImageError
 from vseek_env.pipeline.llm import ChatClient, LLMError
 
 __all__ = ["PipelineConfig", "StageContext", "Outcome", "STAGES", "STAGE_FUNCS", "process_batch", "ConfigError"]
@@ -212,11 +213,15 @@ def g2_verify(item: dict, ctx: StageContext) -> Outcome:
             client = ctx.vlm()
             if client is None:
                 return Outcome(False, "g2.config: no target annotations and no VLM endpoint (--llm-base-url)")
+            try:
+                prompt_image = _prompt_image(item)
+            except ImageError as exc:
+                return Outcome(False, f"g2.frame: {exc}")
             batch = video.read(video.uniform_indices(cfg.n_frames))
             frames = [(float(t), f) for t, f in zip(batch.times, batch.frames)]
             record, why = verify_with_model(
                 client, item, frames, duration=duration, frame_size=(video.width, video.height),
-                retries=cfg.retries, prompt_image=_prompt_image(item),
+                retries=cfg.retries, prompt_image=prompt_image,
             )
     if record is None:
         return Outcome(False, f"g2.schema: {why}")
@@ -226,20 +231,23 @@ def g2_verify(item: dict, ctx: StageContext) -> Outcome:
 
 
 def _prompt_image(item: dict):
-    """The source's own pre-rendered prompt frame (V2P-Bench ``frame_path``), if readable."""
+    """The source's own pre-rendered prompt frame (V2P-Bench ``frame_path``), or None without one.
+
+    Opened like every path from data (:func:`vseek_env.images.read_image`): a missing file is no
+    frame; a FIFO, a device or an image too large to decode raises :class:`ImageError`, which
+    drops this sample with its reason.
+    """
+    from vseek_env.images import read_image
+
     frame = (item.get("meta") or {}).get("frame_path")
     if isinstance(frame, list):
         frame = frame[0] if frame else None
     if not frame:
         return None
-    path = Path(item["meta"].get("frames_root") or Path(item["video_path"]).parent) / frame
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except OSError:
+    path = Path(item["meta"].get("frames_root") or Path(item["video_path"]).parent) / str(frame)
+    if not os.path.lexists(path):
         return None
+    return read_image(path)
 
 
 # --------------------------------------------------------------------------- G3

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from vseek_env.openai_api import without_endpoints_and_secrets
 from vseek_env.rewards import compute_score as _env_compute_score
 
 
@@ -31,8 +32,9 @@ def compute_score(
     if "reward" not in kwargs and extra_info and extra_info.get("env_options"):
         options = extra_info["env_options"]
         options = json.loads(options) if isinstance(options, str) else options
-        if "reward" in options:
-            kwargs["reward"] = options["reward"]
+        if "reward" in options:  # data, not configuration: it may not name the judge's endpoint or key
+            kwargs["reward"] = without_endpoints_and_secrets(
+                options["reward"], f"verl row {extra_info.get('sample_id', extra_info.get('index'))!r} reward")
     return _env_compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs)
 
 

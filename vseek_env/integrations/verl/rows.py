@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from vseek_env.integrations.verl import AGENT_NAME
+from vseek_env.openai_api import without_endpoints_and_secrets
 
 ABILITY = "video_qa"
 ROW_KEYS = ("data_source", "prompt", "ability", "reward_model", "agent_name", "extra_info")
@@ -63,10 +64,12 @@ def make_rows(
 
     options = dict(env_options or {})
     config = EnvConfig.from_kwargs(**options)  # bad options fail before any video is opened
+    # Rows are data: keys would leak with them, and endpoints in them are ignored where they are read.
+    stored = without_endpoints_and_secrets(options, "export-verl --env-options")
     ds = load_dataset(dataset)
     env = VideoSeekerEnv(dataset=ds, config=config)
     root = str(Path(ds.root).resolve()) if ds.root is not None else ""
-    options_json = json.dumps(options, sort_keys=True)
+    options_json = json.dumps(stored, sort_keys=True, default=str)
     mismatched: list[str] = []
     try:
         for index, sample in enumerate(ds.samples):
@@ -186,8 +189,10 @@ def env_from_extra_info(
 ):
     """``(env, sample_id)``: a one-sample :class:`VideoSeekerEnv` rebuilt from a row's ``extra_info``.
 
-    Also accepts a tool's ``create_kwargs`` (same keys). ``env_options`` override the row's;
-    ``dataset_root`` replaces the exported root (videos moved to shared storage on a cluster).
+    Also accepts a tool's ``create_kwargs`` (same keys). ``env_options`` (the trainer's own
+    configuration) override the row's; the row's may not name endpoints or keys (they are dropped
+    with a warning: a row must not send the user's judge key elsewhere). ``dataset_root`` replaces
+    the exported root (videos moved to shared storage on a cluster).
     """
     from vseek_env.config import EnvConfig
     from vseek_env.data import Dataset, Sample
@@ -200,7 +205,9 @@ def env_from_extra_info(
             "`vseek export-verl DATASET OUT.parquet`"
         )
     sample = Sample.from_dict(_json(extra_info["sample"]))
-    options = {**_json(extra_info.get("env_options") or "{}"), **dict(env_options or {})}
+    row_options = without_endpoints_and_secrets(_json(extra_info.get("env_options") or "{}"),
+                                                f"verl row {extra_info.get('sample_id') or sample.id!r} env_options")
+    options = {**row_options, **dict(env_options or {})}
     root = dataset_root or extra_info.get("dataset_root") or None
     ds = Dataset(f"verl:{sample.id}", [sample], root=Path(root) if root else None)
     return VideoSeekerEnv(dataset=ds, config=EnvConfig.from_kwargs(**options)), sample.id
