@@ -87,6 +87,16 @@ class ParsedResponse:
         }
 
 
+def first_tag_content(text: str, tag: str, *, ignore_case: bool = False) -> str | None:
+    """What ``re.search(r"<tag>(.*?)</tag>", text, re.S)`` captures, in linear time (``None``: no block).
+
+    >>> first_tag_content("x <answer> B </answer><answer>C</answer>", "answer")
+    ' B '
+    """
+    blocks = tag_blocks(text, (tag,), ignore_case=ignore_case)
+    return text[blocks[0][2]:blocks[0][3]] if blocks else None
+
+
 def tag_blocks(text: str, tags: tuple[str, ...], *, ignore_case: bool = False) -> list[tuple[str, int, int, int, int]]:
     """The ``<tag>...</tag>`` blocks of ``text``, leftmost first, in time linear in ``len(text)``.
 

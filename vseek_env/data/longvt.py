@@ -36,12 +36,12 @@ from typing import Any
 from vseek_env.data.benchmarks import build_dataset, category_meta, find_file, read_rows, resolve
 from vseek_env.data.datasets import Dataset
 from vseek_env.data.sample import Sample, SampleError
+from vseek_env.protocol import first_tag_content
 
 NAME = "longvt"
 CATEGORY_FIELDS = ("question_type", "task_type", "category", "type", "duration_group")
 RESPONSE_KEY = "response"
 LETTERS = "ABCDEFGH"
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
 _TRAILING_NUMBER = re.compile(r"\b(\d+(?:\.\d+)?)\b(?:\s*\.?\s*$)")
 _PHRASES = ("the answer is", "answer is", "the correct answer is", "correct answer is", "the answer", "answer",
             "correct answer", "the correct answer", "the best answer is", "best answer is", "the best answer",
@@ -70,9 +70,9 @@ def last_boxed(text: str) -> str:
 
 def extract_answer(response: str) -> str:
     """The official reading of the answer part of a response (``""`` when none)."""
-    m = _ANSWER.search(response)
-    if m:
-        return m.group(1)
+    inner = first_tag_content(response, "answer")
+    if inner is not None:
+        return inner
     boxed = last_boxed(response)
     if boxed:
         return boxed

@@ -25,13 +25,13 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from vseek_env.protocol import first_tag_content
+
 PAPER_MODES = ("direct", "reasoning", "tool")
-_FIRST_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 
 
 def paper_prediction(response: Any, mode: str = "tool") -> str | None:
@@ -42,10 +42,10 @@ def paper_prediction(response: Any, mode: str = "tool") -> str | None:
         return None
     if mode == "direct":
         return response.strip().upper() or None
-    m = _FIRST_ANSWER.search(response)
-    if m is None:
+    first = first_tag_content(response, "answer", ignore_case=True)
+    if first is None:
         return None
-    inner = m.group(1).strip()
+    inner = first.strip()
     return inner[0].upper() if inner and inner[0].isascii() and inner[0].isalpha() else None
 
 
