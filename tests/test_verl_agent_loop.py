@@ -255,3 +255,27 @@ def test_images_past_the_rollout_limit_cut_the_episode(processor, rows):
     assert full.count(processor.tokenizer.convert_tokens_to_ids("<|vision_start|>")) == n_prompt + 1
     with pytest.raises(ValueError, match="limit_images"):
         run_loop(processor, rows[0], [ANSWER], limit_images=n_prompt - 1)
+
+
+def test_the_paper_overview_reaches_the_processor_as_one_video_with_true_times(small_dataset):
+    """verl 0.9 hands ``(frames, metadata)`` pairs to the Qwen-VL processor; the metadata's
+    ``frames_indices / fps`` are the frames' presentation times. (The Qwen video processors need
+    torchvision, absent here, so the processor call itself is not run.)"""
+    from vseek_env.config import EnvConfig
+    from vseek_env.env import VideoSeekerEnv
+    from vseek_env.integrations.verl.messages import to_chat_messages, to_row_messages
+
+    env = VideoSeekerEnv(dataset=small_dataset, config=EnvConfig.from_kwargs(protocol="paper"))
+    _, info = env.reset(seed=0)
+    part = next(p for m in info["messages"] for p in m["content"] if isinstance(p, dict) and p.get("type") == "video")
+    chat, images, videos = to_chat_messages(info["messages"])
+    assert images == [] and len(videos) == 1
+    frames, metadata = videos[0]
+    assert tuple(frames.shape) == (len(part["video"]), 3, *part["video"][0].shape[:2])
+    assert [i / metadata["fps"] for i in metadata["frames_indices"]] == pytest.approx(part["timestamps"], abs=1e-3)
+    assert sum(p == {"type": "video"} for m in chat if isinstance(m["content"], list) for p in m["content"]) == 1
+    rows, blobs = to_row_messages(info["messages"], embed_images=False)
+    assert blobs == [] and all(isinstance(r["content"], str) for r in rows)
+    with pytest.raises(ValueError, match="vseek_agent loop"):
+        to_row_messages(info["messages"], embed_images=True)
+    env.close()

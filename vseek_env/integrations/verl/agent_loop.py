@@ -103,14 +103,14 @@ class VSeekAgentLoop(AgentLoopBase):
         request_id = uuid4().hex
         timing = {"generate_sequences": 0.0, "tool_calls": 0.0}
         _, info = await asyncio.to_thread(env.reset, options={"sample_id": sample_id})
-        messages, images = await asyncio.to_thread(to_chat_messages, info["messages"])
-        self._assert_mm_supported(bool(images))
+        messages, images, videos = await asyncio.to_thread(to_chat_messages, info["messages"])
+        self._assert_mm_supported(bool(images or videos))
         if not self._images_fit(len(images)):
             raise ValueError(
                 f"sample {sample_id!r}: the first observation has {len(images)} images, more than "
                 f"rollout.limit_images={self.limit_images}; raise limit_images (see examples/verl/README.md)"
             )
-        token_ids = await self.ct_build_initial_tokens(messages, images=images or None)
+        token_ids = await self.ct_build_initial_tokens(messages, images=images or None, videos=videos or None)
         prompt_length = len(token_ids)
         prompt_image_tokens = self._check_frame_tokens(token_ids, images)
         response_mask: list[int] = []
@@ -129,7 +129,7 @@ class VSeekAgentLoop(AgentLoopBase):
             start = time.perf_counter()
             output = await self.server_manager.generate(
                 request_id, prompt_ids=token_ids, sampling_params={**sampling_params, "max_tokens": budget},
-                image_data=images or None, mm_processor_kwargs=mm_processor_kwargs,
+                image_data=images or None, video_data=videos or None, mm_processor_kwargs=mm_processor_kwargs,
             )
             timing["generate_sequences"] += time.perf_counter() - start
             weight_versions.update(output.extra_fields)
@@ -157,7 +157,8 @@ class VSeekAgentLoop(AgentLoopBase):
             if len(response_mask) >= self.response_length:
                 cut_by_length = True
                 break
-            new_messages, new_images = await asyncio.to_thread(to_chat_messages, info["messages"])
+            # Only the first observation holds a video (the paper overview); tool results are images.
+            new_messages, new_images, _ = await asyncio.to_thread(to_chat_messages, info["messages"])
             updated = messages + [{"role": "assistant", "content": text}]
             merged, new_mask, new_logprobs = await self.ct_merge_context_msg(
                 updated, updated + new_messages, token_ids, response_mask, logprobs or None
@@ -191,7 +192,7 @@ class VSeekAgentLoop(AgentLoopBase):
             response_ids=response_ids[:n],
             response_mask=response_mask[:n],
             response_logprobs=logprobs[:n] if logprobs else None,
-            multi_modal_data={"images": images} if images else {},
+            multi_modal_data={**({"images": images} if images else {}), **({"videos": videos} if videos else {})},
             mm_processor_kwargs=mm_processor_kwargs,
             reward_score=float(reward),
             num_turns=num_turns,
