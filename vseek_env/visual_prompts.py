@@ -561,11 +561,14 @@ def _draw_point(ctx: _Ctx) -> None:
     rad = max(1.5, min(0.13 * ctx.t * ctx.rng.uniform(0.85, 1.15), 5.0 * ctx.s))
     x1, y1, x2, y2 = mask_to_box(ctx.mask)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    # the dot must sit on the object's body, not on a thin part it would hide (a kite line)
+    body = ctx.mask & ~_dilate_square(~ctx.mask, int(math.ceil(rad)))
+    inside = body if body.any() else ctx.mask
     centre = None
     for _ in range(20):
         px = ctx.rng.normal(cx, (x2 - x1) / 8)
         py = ctx.rng.normal(cy, (y2 - y1) / 8)
-        if _in_mask(ctx.mask, px, py):
+        if _in_mask(inside, px, py):
             centre = (px, py)
             break
     if centre is None:

@@ -39,9 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--all", action="store_true", help="also report samples that do not need tools")
     n.set_defaults(func=_necessity)
 
-    c = s.add_parser("contact-sheet", help="render all eight visual-prompt styles on one synthetic frame (PNG)")
+    c = s.add_parser("contact-sheet", help="render all eight visual-prompt styles on one frame (PNG)",
+                     description="Render the eight styles on a dataset sample's prompt frame, or on a frame of "
+                                 "your own video with --video and --mask (e.g. a DAVIS sequence).")
     c.add_argument("--out", default="contact_sheet.png")
     c.add_argument("--dataset", default="synth:tiny")
+    c.add_argument("--sample", default=None, help="sample id (default: the dataset's first)")
+    c.add_argument("--video", default=None, help="a video file to render on instead of a dataset sample")
+    c.add_argument("--mask", default=None,
+                   help="target mask for --video: .npz with 'masks' (T, H, W) (frame T matches video frame T), "
+                        ".npy (H, W) or (T, H, W), or a PNG (non-zero = target)")
+    c.add_argument("--frame", type=int, default=0, help="frame index of --video (default 0)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--columns", type=int, default=4)
     c.set_defaults(func=_contact_sheet)
@@ -193,18 +201,68 @@ def _contact_sheet(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from vseek_env.data import load_dataset
-    from vseek_env.masks import decode_rle
-    from vseek_env.video import open_video
     from vseek_env.visual_prompts import contact_sheet
 
-    ds = load_dataset(args.dataset)
-    sample = ds.samples[0]
-    with open_video(ds.video_path(sample)) as video:
-        frame = video.read([video.index_at(sample.prompt.time)], max_pixels=None).frames[0]
-    mask = decode_rle(sample.prompt.mask_rle) if sample.prompt.mask_rle else None
-    sheet = contact_sheet(np.ascontiguousarray(frame), box=sample.prompt.box, mask=mask, seed=args.seed, columns=args.columns)
+    if args.video:
+        if not args.mask:
+            print("--video needs --mask (the target's mask on that frame)", file=sys.stderr)
+            return 2
+        frame, mask, others, what = _own_frame(args)
+    else:
+        frame, mask, others, what = _dataset_frame(args)
+    sheet = contact_sheet(np.ascontiguousarray(frame), mask=mask, seed=args.seed, columns=args.columns,
+                          others=others)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(args.out)
-    print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]}, 8 styles on {sample.id} at {sample.prompt.time:.2f} s)")
+    print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]}, 8 styles on {what})")
     return 0
+
+
+def _dataset_frame(args: argparse.Namespace):
+    from vseek_env.data import load_dataset
+    from vseek_env.masks import box_to_mask, decode_rle
+    from vseek_env.video import open_video
+
+    ds = load_dataset(args.dataset)
+    sample = ds[args.sample] if args.sample else ds.samples[0]
+    with open_video(ds.video_path(sample)) as video:
+        frame = video.read([video.index_at(sample.prompt.time)], max_pixels=None).frames[0]
+    if sample.prompt.mask_rle:
+        mask = decode_rle(sample.prompt.mask_rle)
+    else:
+        mask = box_to_mask(sample.prompt.box, frame.shape)
+    return frame, mask, sample.prompt.others, f"{sample.id} at {sample.prompt.time:.2f} s"
+
+
+def _own_frame(args: argparse.Namespace):
+    import numpy as np
+    from PIL import Image
+
+    from vseek_env.video import open_video
+
+    mask_path = Path(args.mask)
+    if not mask_path.is_file():
+        raise SystemExit(f"--mask {mask_path}: no such file")
+    if mask_path.suffix == ".npz":
+        with np.load(mask_path) as z:
+            if "masks" not in z.files:
+                raise SystemExit(f"--mask {mask_path}: expected an array named 'masks', found {z.files}")
+            masks = z["masks"]
+    elif mask_path.suffix == ".npy":
+        masks = np.load(mask_path, mmap_mode="r")
+    else:
+        masks = np.asarray(Image.open(mask_path).convert("L")) > 0
+    if masks.ndim == 3:
+        if not 0 <= args.frame < masks.shape[0]:
+            raise SystemExit(f"--frame {args.frame} is outside the {masks.shape[0]} masks of {mask_path}")
+        masks = masks[args.frame]
+    mask = np.asarray(masks).astype(bool)
+    with open_video(args.video) as video:
+        if not 0 <= args.frame < video.num_frames:
+            raise SystemExit(f"--frame {args.frame} is outside the {video.num_frames} frames of {args.video}")
+        frame = video.read([args.frame], max_pixels=None).frames[0]
+    if mask.shape != frame.shape[:2]:
+        raise SystemExit(f"--mask {mask_path}: shape {mask.shape} does not match the frame's {frame.shape[:2]}")
+    if not mask.any():
+        raise SystemExit(f"--mask {mask_path}: frame {args.frame} has an empty mask")
+    return frame, mask, (), f"{args.video} frame {args.frame}"
