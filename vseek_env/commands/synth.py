@@ -1,6 +1,7 @@
 """``vseek synth``: build the synthetic datasets, print their stats, measure tool necessity.
 
     vseek synth build synth:default
+    vseek synth build --samples 3000 --seed 11 --out data/synth3k --workers 8
     vseek synth stats synth:default
     vseek synth necessity --dataset synth:default --out necessity.json
     vseek synth contact-sheet --out styles.png
@@ -21,10 +22,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Build the synthetic datasets, print their statistics, measure tool necessity.")
     s = p.add_subparsers(title="synth commands", metavar="SUBCOMMAND")
 
-    b = s.add_parser("build", help="build (or rebuild with --force) a synthetic dataset")
+    b = s.add_parser("build", help="build a named synthetic dataset, or any number of samples with --samples",
+                     description="Build synth:tiny/default/long into the cache, or with --samples N --seed S --out DIR "
+                                 "a training-sized set: deterministic per seed, balanced, parallel and resumable "
+                                 "(re-run the same command to continue a killed build).")
     b.add_argument("name", nargs="?", default="synth:default", help="synth:tiny, synth:default or synth:long")
-    b.add_argument("--force", action="store_true", help="rebuild even if cached")
-    b.add_argument("--workers", type=int, default=None, help="render processes (default: the dataset's)")
+    b.add_argument("--force", action="store_true", help="rebuild even if cached / replace the build in --out")
+    b.add_argument("--workers", type=int, default=None, help="render processes (default: the dataset's; 1 with --out)")
+    b.add_argument("--samples", type=int, default=None, help="number of samples of a custom build (needs --out)")
+    b.add_argument("--seed", type=int, default=0, help="seed of a custom build (default 0)")
+    b.add_argument("--out", default=None, help="output folder of a custom build")
+    b.add_argument("--preset", default="default", help="video look of a custom build: default, tiny or long")
+    b.add_argument("--difficulty", default="medium", help="easy, medium or hard (instances, look-alike distractors, "
+                                                          "event length, video length)")
+    b.add_argument("--open-ended", type=float, default=0.0, metavar="SHARE",
+                   help="share (0-1) of the multiple-choice samples turned into open-ended questions")
+    b.add_argument("--val-fraction", type=float, default=0.1, help="share of the videos in val.jsonl (default 0.1)")
+    b.add_argument("--ray", action="store_true", help="render on Ray (ray.init(); RAY_ADDRESS picks a cluster)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
 
     st = s.add_parser("stats", help="counts per dimension, prompt style, answer kind and needs_tools")
@@ -59,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _build(args: argparse.Namespace) -> int:
     from vseek_env.data.synthetic import CONFIGS, build, dataset_dir
 
+    if args.samples is not None or args.out is not None:
+        return _build_custom(args)
+
     if args.name not in CONFIGS:
         print(f"unknown synthetic dataset {args.name!r}; choose from {sorted(CONFIGS)}", file=sys.stderr)
         return 2
@@ -66,6 +84,32 @@ def _build(args: argparse.Namespace) -> int:
     path = build(args.name, force=args.force, workers=args.workers)
     manifest = json.loads((dataset_dir(args.name) / "manifest.json").read_text())
     print(f"{args.name}: {manifest['counts']} in {path.parent} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _build_custom(args: argparse.Namespace) -> int:
+    import os
+
+    from vseek_env.data.synth.build import BuildError, build_synth
+
+    if args.samples is None or args.out is None:
+        print("a custom build needs both --samples N and --out DIR", file=sys.stderr)
+        return 2
+    workers = args.workers if args.workers is not None else 1
+    start = time.perf_counter()
+    try:
+        path = build_synth(args.out, samples=args.samples, seed=args.seed, preset=args.preset,
+                           difficulty=args.difficulty, workers=workers, use_ray=args.ray,
+                           open_ended=args.open_ended, val_fraction=args.val_fraction,
+                           progress=not args.quiet, force=args.force)
+    except BuildError as exc:
+        print(f"vseek synth build: {exc}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - start
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    cores = min(workers, os.cpu_count() or 1)
+    print(f"{path}: {manifest['counts']} in {seconds:.1f} s "
+          f"({args.samples / max(seconds, 1e-9) / cores:.2f} samples/s per core, {cores} core(s))")
     return 0
 
 
