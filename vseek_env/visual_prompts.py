@@ -79,6 +79,8 @@ __all__ = [
     "pick_mark_color",
     "mark_legibility",
     "som_labels",
+    "som_label_size",
+    "label_glyph",
     "prompt_margin",
     "prompt_region",
     "distance_transform",
@@ -649,17 +651,40 @@ def som_labels(label: int, n_others: int, rng: np.random.Generator) -> list[int]
     return [pool[i] for i in rng.permutation(len(pool))[:n_others]]
 
 
-def _label_square(ctx: _Ctx, text: str, side_goal: float) -> tuple[ImageFont.ImageFont, tuple[int, int, int, int], int]:
+def som_label_size(s: float, rng: np.random.Generator | None = None) -> float:
+    """The side (pixels) a set-of-mark label aims at on a frame of scale ``s = max(H, W) / 336``:
+    11-13 px at 336 px (drawn from ``rng``; 12 without), at least 9, at most 0.8 of the margin pad.
+
+    >>> som_label_size(1.0)
+    12.0
+    """
+    pad = max(MARGIN_PAD_AT_ANCHOR * s, MARGIN_PAD_MIN)
+    per_anchor = 12.0 if rng is None else rng.uniform(11.0, 13.0)
+    return max(9.0, min(per_anchor * s, 0.8 * pad))
+
+
+def label_glyph(text: str, side_goal: float, limit: float | None = None) -> np.ndarray:
+    """A set-of-mark label as a (side, side) uint8 square: 255 = the label colour, 0 = the ink
+    of ``text`` (antialiased in between).  The font is sized so the side is about ``side_goal``
+    and half the side at most ``limit`` (default ``side_goal / 2 + 1``).
+
+    >>> g = label_glyph("7", 12); g.shape[0] == g.shape[1], int(g.max()), int(g.min()) < 128
+    (True, 255, True)
+    """
+    limit = side_goal / 2 + 1 if limit is None else limit
+    scratch = ImageDraw.Draw(Image.new("L", (1, 1)))
     size = max(6, int(round(side_goal / 1.5)))
-    limit = min(ctx.pad() - 2, side_goal / 2 + 1)
     while True:
         font = _font(size)
-        bbox = ctx.draw.textbbox((0, 0), text, font=font)
+        l, t, r, b = scratch.textbbox((0, 0), text, font=font)
         pad = max(1, int(round(0.25 * size)))
-        side = max(bbox[2] - bbox[0], bbox[3] - bbox[1]) + 2 * pad
+        side = max(r - l, b - t) + 2 * pad
         if side / 2 <= limit or size <= 6:
-            return font, bbox, side
+            break
         size -= 1
+    img = Image.new("L", (side, side), 255)
+    ImageDraw.Draw(img).text((side / 2 - (l + r) / 2, side / 2 - (t + b) / 2), text, font=font, fill=0)
+    return np.asarray(img).copy()
 
 
 def _place_label(ctx: _Ctx, mask: np.ndarray, side: int) -> tuple[int, int]:
@@ -686,16 +711,21 @@ def _place_label(ctx: _Ctx, mask: np.ndarray, side: int) -> tuple[int, int]:
 def _draw_set_of_mark(ctx: _Ctx) -> None:
     """Set-of-Mark: a small numbered square on the target and on each of ``others`` (their
     numbers from :func:`som_labels`); a label sits on its object when it covers little of it."""
-    side_goal = max(9.0, min(ctx.rng.uniform(11.0, 13.0) * ctx.s, 0.8 * ctx.pad()))
+    side_goal = som_label_size(ctx.s, ctx.rng)
+    limit = min(ctx.pad() - 2, side_goal / 2 + 1)
     objects = [(ctx.label, ctx.mask)]
     numbers = som_labels(ctx.label, len(ctx.others), ctx.rng)
     objects += [(k, ellipse_mask(b, (ctx.h, ctx.w))) for k, b in zip(numbers, ctx.others)]
+    arr = np.array(ctx.overlay)
     for number, mask in objects:
-        text = str(number)
-        font, (l, t, r, b), side = _label_square(ctx, text, side_goal)
+        glyph = label_glyph(str(number), side_goal, limit)
+        side = glyph.shape[0]
         x0, y0 = _place_label(ctx, mask, side)
-        ctx.draw.rectangle([x0, y0, x0 + side - 1, y0 + side - 1], fill=_MARK)
-        ctx.draw.text((x0 + side / 2 - (l + r) / 2, y0 + side / 2 - (t + b) / 2), text, font=font, fill=_INK)
+        view = arr[y0:y0 + side, x0:x0 + side]  # the frame may be smaller than the label
+        g = glyph[: view.shape[0], : view.shape[1]]
+        view[..., :3] = g[..., None]
+        view[..., 3] = 255
+    ctx.overlay.paste(Image.fromarray(arr, "RGBA"))
 
 
 _RENDERERS = {
