@@ -51,8 +51,7 @@ class BuildError(ValueError):
     """Bad build settings, or an output folder that holds another build."""
 
 
-def synth_config(preset: str = "default", difficulty: str = "medium", seed: int = 0,
-                 workers: int = 2) -> SynthConfig:
+def synth_config(preset: str = "default", difficulty: str = "medium", seed: int = 0) -> SynthConfig:
     """The generator configuration of a build: ``preset``'s look, shifted by ``difficulty``.
 
     * ``easy``: fewer instances, more distinct colours and shapes (fewer look-alike distractors),
@@ -70,7 +69,8 @@ def synth_config(preset: str = "default", difficulty: str = "medium", seed: int 
         raise BuildError(f"unknown difficulty {difficulty!r}; choose from {', '.join(DIFFICULTIES)}")
     base = CONFIGS[PRESETS[preset]]
     lo, hi = base.durations
-    cfg = dataclasses.replace(base, name=f"custom:{preset}", seed=int(seed), workers=int(workers))
+    # the worker count is not part of the data: builds with any number of workers are identical
+    cfg = dataclasses.replace(base, name=f"custom:{preset}", seed=int(seed), workers=1)
     if difficulty == "easy":
         return dataclasses.replace(cfg, instances=(max(3, base.instances[0] - 2), max(3, base.instances[1] - 2)),
                                    attribute_pool_extra=3, event_inset=(0.06, 0.12),
@@ -117,7 +117,7 @@ def build_synth(out: str | os.PathLike, *, samples: int, seed: int, preset: str 
         raise BuildError(f"{out} is not empty and holds no vseek build; choose an empty or new --out")
     _write_atomic(settings_file, json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
-    cfg = synth_config(preset, difficulty, seed, workers)
+    cfg = synth_config(preset, difficulty, seed)
     plans = _plan(cfg, samples=samples)
     width = max(4, len(str(samples)))
     for plan in plans:
