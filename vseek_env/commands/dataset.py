@@ -11,13 +11,13 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dataset", help="check a dataset file (README 'Dataset format')",
-                       description="Check your own dataset files.")
-    s = p.add_subparsers(title="dataset commands", metavar="SUBCOMMAND")
-    v = s.add_parser("validate", help="report every problem of a JSONL dataset with its line",
-                     description="Check the schema of every line, that the videos exist and open, that the prompt "
-                                 "time lies inside the video and that every box lies inside the frame. Reports every "
-                                 "problem (file:line: message) and exits 1 when there is any.")
+    p = sub.add_parser("dataset", help="check a dataset file (README 'Dataset format')", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    v = p.add_subparsers(title="dataset commands", metavar="SUBCOMMAND").add_parser(
+        "validate", help="report every problem of a JSONL dataset with its line",
+        description="Check the schema of every line, that the videos exist and open, that the prompt time lies inside "
+                    "the video and that every box lies inside the frame. Reports every problem (file:line: message) "
+                    "and exits 1 when there is any.")
     v.add_argument("file", help="a JSONL dataset file (one sample per line)")
     v.add_argument("--no-open", action="store_true", help="only check that the videos exist (no decoding)")
     v.set_defaults(func=_validate)
