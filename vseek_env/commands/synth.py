@@ -95,8 +95,11 @@ def _build_custom(args: argparse.Namespace) -> int:
     if args.samples is None or args.out is None:
         print("a custom build needs both --samples N and --out DIR", file=sys.stderr)
         return 2
+    import resource
+
     workers = args.workers if args.workers is not None else 1
     start = time.perf_counter()
+    cpu0 = _cpu_seconds(resource)
     try:
         path = build_synth(args.out, samples=args.samples, seed=args.seed, preset=args.preset,
                            difficulty=args.difficulty, workers=workers, use_ray=args.ray,
@@ -106,11 +109,20 @@ def _build_custom(args: argparse.Namespace) -> int:
         print(f"vseek synth build: {exc}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds(resource) - cpu0
     manifest = json.loads((path.parent / "manifest.json").read_text())
     cores = min(workers, os.cpu_count() or 1)
-    print(f"{path}: {manifest['counts']} in {seconds:.1f} s "
-          f"({args.samples / max(seconds, 1e-9) / cores:.2f} samples/s per core, {cores} core(s))")
+    # per CPU-second is what a core delivers when it is not shared; wall time per core is what you
+    # got on this machine now (lower when other work competes for the cores)
+    print(f"{path}: {manifest['counts']} in {seconds:.1f} s: {args.samples / max(seconds, 1e-9) / cores:.2f} samples/s "
+          f"per core over {cores} core(s), {args.samples / max(cpu, 1e-9):.2f} samples per CPU-second")
     return 0
+
+
+def _cpu_seconds(resource) -> float:
+    """User + system CPU time of this process and its finished children (the render processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _stats(args: argparse.Namespace) -> int:
