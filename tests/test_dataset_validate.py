@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 from conftest import make_sample
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vseek_env.cli import main
+from vseek_env.data.sample import Sample, SampleError
 from vseek_env.data.validate import validate_file
 
 
@@ -73,3 +76,20 @@ def test_fast_mode_and_missing_file(tmp_path, indexed_video):
     assert validate_file(path, open_videos=False) == []  # no decoding: duration unknown
     assert [p.line for p in validate_file(path)] == [1]
     assert "no such file" in str(validate_file(tmp_path / "nope.jsonl")[0])
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+                           max_leaves=12)
+
+
+@given(others=json_values)
+def test_any_prompt_others_value_is_a_valid_list_of_boxes_or_a_sample_error(others):
+    row = good_row("p")
+    row["prompt"]["others"] = others
+    try:
+        sample = Sample.from_dict(row)
+    except SampleError as exc:
+        assert "'p'" in str(exc)
+        return
+    assert all(len(b) == 4 for b in sample.prompt.others)

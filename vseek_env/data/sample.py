@@ -198,8 +198,11 @@ class Sample:
                     raise SampleError(f"sample {sample_id!r}: {key!r} must be an object, got {type(value).__name__}")
             if prompt.get("box") is not None:
                 prompt = {**prompt, "box": tuple(float(v) for v in prompt["box"])}
-            if prompt.get("others"):
-                prompt = {**prompt, "others": tuple(tuple(float(v) for v in b) for b in prompt["others"])}
+            if "others" in prompt:
+                others = prompt["others"] if prompt["others"] is not None else ()
+                if not isinstance(others, (list, tuple)) or not all(isinstance(b, (list, tuple)) for b in others):
+                    raise SampleError(f"sample {sample_id!r}: prompt.others must be a list of [x1, y1, x2, y2] boxes")
+                prompt = {**prompt, "others": tuple(tuple(float(v) for v in b) for b in others)}
             data["prompt"] = VisualPromptSpec(**prompt)
             if not data.get("track"):
                 data["track"] = None
