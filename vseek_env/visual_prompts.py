@@ -286,11 +286,16 @@ def _small_target_points(
     m: np.ndarray, tbox: Box, n: int, min_extent: float, rng: np.random.Generator
 ) -> np.ndarray | None:
     """For targets smaller than ``min_extent``: ``n`` points spread on a disc around the target's
-    interior point (they may leave the mask).  ``None`` if the target is large enough."""
+    interior point (they may leave the mask).  ``None`` if the target is large enough.  At a frame
+    edge the disc moves inwards (by at most its radius, well inside the margin) so the stroke
+    through the points is drawn on the frame."""
     if max(tbox[2] - tbox[0], tbox[3] - tbox[1]) >= min_extent:
         return None
     cx, cy = interior_point(m)
     radius = min_extent / 2
+    h, w = m.shape
+    cx = min(max(cx, radius), w - radius) if w > 2 * radius else w / 2
+    cy = min(max(cy, radius), h - radius) if h > 2 * radius else h / 2
     ang = rng.uniform(0, 2 * math.pi) + np.arange(n) * (2 * math.pi / n) + rng.uniform(-0.4, 0.4, n)
     rad = radius * rng.uniform(0.7, 1.0, n)
     return np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], axis=1)
