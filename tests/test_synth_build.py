@@ -38,6 +38,15 @@ def test_two_builds_with_one_seed_are_byte_identical_whatever_the_workers(small_
     assert not (small_build / "parts").exists()  # the resume journal is gone once finished
 
 
+def test_ray_build_is_identical_too(small_build, tmp_path):
+    ray = pytest.importorskip("ray")
+    try:
+        other = build_synth(tmp_path / "ray", workers=2, use_ray=True, **SMALL).parent
+    finally:
+        ray.shutdown()
+    assert tree(other) == tree(small_build)
+
+
 def test_build_has_exactly_n_samples_and_plays_in_the_env(small_build):
     ds = load_dataset(str(small_build / "samples.jsonl"))
     assert len(ds) == 8 and len({s.id for s in ds.samples}) == 8

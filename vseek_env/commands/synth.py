@@ -114,8 +114,10 @@ def _build_custom(args: argparse.Namespace) -> int:
     cores = min(workers, os.cpu_count() or 1)
     # per CPU-second is what a core delivers when it is not shared; wall time per core is what you
     # got on this machine now (lower when other work competes for the cores)
+    # Ray's workers are not our child processes: their CPU time is not ours to count
+    per_cpu = "" if args.ray else f", {args.samples / max(cpu, 1e-9):.2f} samples per CPU-second"
     print(f"{path}: {manifest['counts']} in {seconds:.1f} s: {args.samples / max(seconds, 1e-9) / cores:.2f} samples/s "
-          f"per core over {cores} core(s), {args.samples / max(cpu, 1e-9):.2f} samples per CPU-second")
+          f"per core over {cores} core(s){per_cpu}")
     return 0
 
 
