@@ -15,8 +15,8 @@ paper's order (:data:`STYLES`)::
 
 Rendering rules (see :func:`render_visual_prompt`):
 
-* Marks are drawn on a transparent RGBA overlay (``ImageDraw``) and alpha-composited onto a
-  copy of the frame; the input frame is never modified.
+* Marks are drawn in placeholder grey levels on a transparent RGBA overlay (``ImageDraw``), then
+  coloured and copied opaquely onto a copy of the frame; the input frame is never modified.
 * **Legible.** Stroke widths, dot radius and label size scale with the target (``t``, the square
   root of its mask area) and are capped by the frame scale ``s = max(H, W) / 336`` (ViP-LLaVA's
   anchor), so a mark drawn *on* the target covers at most about half of it; a label that would
