@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: %(default)s)")
     p.add_argument("--video", default=None, help="use this video instead of generating one")
     p.set_defaults(func=run)
+    from vseek_env.commands import bench_segmenter
+
+    bench_segmenter.register(p.add_subparsers(title="other benchmarks", metavar="{segmenter}", dest="bench_target"))
 
 
 # -- the test video -------------------------------------------------------------------------------------
