@@ -8,9 +8,10 @@ at ``track_fps``:
 2. **Snap**: GrabCut re-labels a thin band around the warped mask's contour (its eroded core stays
    foreground, everything beyond the band is background) with the colour models of the target and
    its surroundings learnt **once on the seed frame** and frozen (``GC_EVAL_FREEZE_MODEL``), so
-   the appearance cannot drift with the mask. Only components touching the core are kept, and a
-   snapped mask whose area changes by more than ``max_area_change`` is distrusted in favour of the
-   warp.
+   the appearance cannot drift with the mask. Core pixels whose colour fits the background model
+   better are left to GrabCut (flat regions carry no flow, so a warp can drag background along).
+   Only components touching the core are kept, and a snapped mask whose area jumps is distrusted
+   in favour of the warp.
 3. A mask that shrinks to nothing marks the target as lost in that direction.
 
 Without a seed mask, the seed mask is GrabCut's cut of the seed box. Deterministic (OpenCV's RNG is
@@ -60,6 +61,37 @@ def _roi(mask: np.ndarray, pad: int) -> tuple[int, int, int, int]:
     return max(0, ys.min() - pad), min(h, ys.max() + pad + 1), max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
 
 
+def _drop_crumbs(mask: np.ndarray, min_part: float) -> np.ndarray:
+    """``mask`` without the components smaller than ``min_part`` of its area: a few stray pixels
+    far off would stretch the target's box."""
+    cv2 = _cv2()
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[:, cv2.CC_STAT_AREA].astype(float)
+    keep = areas >= min_part * areas[1:].sum()
+    keep[0] = False
+    return keep[labels]
+
+
+def gmm_log_likelihood(model: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Log-likelihood of ``pixels`` (N, 3) under one of GrabCut's 5-component colour models (the
+    65-float ``bgdModel``/``fgdModel`` array: weights, means, 3x3 covariances)."""
+    k = 5
+    m = np.asarray(model, np.float64).reshape(-1)
+    weights, means, covs = m[:k], m[k : 4 * k].reshape(k, 3), m[4 * k :].reshape(k, 3, 3)
+    x = np.asarray(pixels, np.float64)
+    out = np.full(len(x), -np.inf)
+    for w, mu, cov in zip(weights, means, covs):
+        if w <= 0:
+            continue
+        cov = cov + np.eye(3) * 1e-2  # as OpenCV does, keep it invertible
+        d = x - mu
+        maha = np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov), d)
+        out = np.logaddexp(out, np.log(w) - 0.5 * (maha + np.log(np.linalg.det(cov)) + 3 * np.log(2 * np.pi)))
+    return out
+
+
 def grabcut_box(frame: np.ndarray, box: Box, *, pad: float = 0.15, iters: int = 3) -> np.ndarray:
     """GrabCut's foreground in ``box`` (grown by ``pad`` per side) of an RGB frame: its largest
     component, or the box's inscribed ellipse when GrabCut keeps almost nothing or floods the box."""
@@ -103,8 +135,9 @@ class OpenCVSegmenter(Segmenter):
         band: GrabCut may add pixels up to this fraction of ``sqrt(area)`` beyond the warped mask.
         context: the seed's background colour model is learnt within this fraction of
             ``sqrt(area)`` around the seed mask.
-        max_area_change: a snapped mask whose area differs from the warp's by more than this
-            fraction is replaced by the warp.
+        max_area_change, max_shrink: a snapped mask that grows by more than ``max_area_change``
+            or shrinks by more than ``max_shrink`` (fractions of the warp's area) is replaced by the warp.
+        min_part: output masks drop components smaller than this fraction of the mask's area.
         pad: without a seed mask, GrabCut's rectangle is the seed box grown by this fraction per side.
     """
 
@@ -115,6 +148,8 @@ class OpenCVSegmenter(Segmenter):
     band: float = 0.08
     context: float = 1.0
     max_area_change: float = 0.2
+    max_shrink: float = 0.5
+    min_part: float = 0.1
     pad: float = 0.15
     name: str = field(default="opencv", init=False)
 
@@ -149,7 +184,7 @@ class OpenCVSegmenter(Segmenter):
                 results.append((None, None))
                 continue
             # bilinear upscaling of the 0/1 mask then a 0.5 cut: smooth edges instead of blocks
-            mask = cv2.resize(small.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR) >= 0.5
+            mask = cv2.resize(_drop_crumbs(small, self.min_part).astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR) >= 0.5
             box = mask_to_box(mask)
             results.append((box, mask) if box is not None else (None, None))
         return results
@@ -215,6 +250,13 @@ class OpenCVSegmenter(Segmenter):
         side = math.sqrt(area)
         m8 = warped.astype(np.uint8)
         core = cv2.erode(m8, _disk(max(1, round(self.core * side)))).astype(bool)
+        if model is not None and core.any():
+            # only pixels that also look like the target stay certain: a warp that dragged
+            # background along (flat regions carry no flow) must not lock it in
+            ys, xs = np.nonzero(core)
+            px = frame_bgr[ys, xs]
+            looks_fg = gmm_log_likelihood(model[1], px) > gmm_log_likelihood(model[0], px)
+            core[ys[~looks_fg], xs[~looks_fg]] = False
         reach = max(2, round(self.band * side))
         band = cv2.dilate(m8, _disk(reach)).astype(bool)
         trimap = np.full(warped.shape, cv2.GC_BGD, np.uint8)
@@ -244,6 +286,7 @@ class OpenCVSegmenter(Segmenter):
         keep[np.unique(labels[anchor & out])] = True
         keep[0] = False
         out = keep[labels]
-        if abs(float(out.sum()) - area) > self.max_area_change * area:
+        change = (float(out.sum()) - area) / area
+        if change > self.max_area_change or change < -self.max_shrink:
             return warped
         return out
