@@ -107,6 +107,16 @@ class _SamVideo(Segmenter):
                 return tuple(cfg["image_mean"]), tuple(cfg["image_std"])
         return self.default_mean_std
 
+    def _open(self, request: SegmentRequest):
+        """Read the output frames plus the seed frame (a seed that is no output time is still where
+        the target is known: prompting another frame would mark whatever is there) and open a session:
+        ``(out_times, frame_times, seed_index, model, session, input_size)``."""
+        out_times = [float(t) for t in request.times]
+        frames, times = request.read_frames(out_times + [float(request.seed_time)], None)
+        times = np.asarray(times, float)
+        seed = int(np.argmin(np.abs(times - request.seed_time)))
+        return (out_times, times, seed, *self._session(np.asarray(frames)))
+
     def _session(self, frames: np.ndarray):
         """An inference session over ``frames`` (N, H, W, 3 uint8), prepared as the processor would."""
         import torch
@@ -159,13 +169,7 @@ class Sam2Segmenter(_SamVideo):
         self._check(request)
         import torch
 
-        # Seed on the frame where the box is known, even when it is not an output time: a box put
-        # on another frame would mark whatever is there instead.
-        out_times = [float(t) for t in request.times]
-        frames, times = request.read_frames(out_times + [float(request.seed_time)], None)
-        times = np.asarray(times, float)
-        seed = int(np.argmin(np.abs(times - request.seed_time)))
-        model, session, size = self._session(np.asarray(frames))
+        out_times, times, seed, model, session, size = self._open(request)
         h, w = session.video_height, session.video_width
         x1, y1, x2, y2 = request.seed_box
         corners = torch.tensor([[[[x1 * size / w, y1 * size / h], [x2 * size / w, y2 * size / h]]]], dtype=torch.float32)
@@ -214,11 +218,7 @@ class Sam3Segmenter(_SamVideo):
             raise ValueError("the 'sam3' segmenter is prompted with the target's text tag; the request has none (G2's 'tag')")
         import torch
 
-        out_times = [float(t) for t in request.times]
-        frames, times = request.read_frames(out_times + [float(request.seed_time)], None)
-        times = np.asarray(times, float)
-        seed = int(np.argmin(np.abs(times - request.seed_time)))
-        model, session, _ = self._session(np.asarray(frames))
+        out_times, times, seed, model, session, _ = self._open(request)
         h, w = session.video_height, session.video_width
         text = " ".join(request.text.split())
         prompt_id = session.add_prompt(text)
