@@ -138,7 +138,8 @@ class OpenCVSegmenter(Segmenter):
         max_area_change, max_shrink: a snapped mask that grows by more than ``max_area_change``
             or shrinks by more than ``max_shrink`` (fractions of the warp's area) is replaced by the warp.
         min_part: output masks drop components smaller than this fraction of the mask's area.
-        pad: without a seed mask, GrabCut's rectangle is the seed box grown by this fraction per side.
+        pad: without a seed mask, GrabCut's rectangle is the seed box grown by this fraction per side
+            (0: G2's box is taken as tight; on DAVIS's first frames 0 cut better than 0.05 or 0.15).
     """
 
     track_fps: float = 12.0
@@ -150,7 +151,7 @@ class OpenCVSegmenter(Segmenter):
     max_area_change: float = 0.2
     max_shrink: float = 0.5
     min_part: float = 0.1
-    pad: float = 0.15
+    pad: float = 0.0
     name: str = field(default="opencv", init=False)
 
     def unavailable(self) -> str | None:
