@@ -64,12 +64,11 @@ def test_g4_renders_every_style_on_a_real_frame_around_the_true_target(style):
     assert out.image.shape == frame.shape and changed.sum() > 50
     x1, y1, x2, y2 = prompt_region(box, frame.shape)
     assert not changed[:y1].any() and not changed[y2:].any() and not changed[:, :x1].any() and not changed[:, x2:].any()
-    if style == "mask_contour":  # the contour traces the true mask's outline, not its box
+    if style == "mask_contour":  # a band hugging the true mask's outline, outside it (the target stays visible)
         import cv2
 
-        ring = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool) & ~cv2.erode(
-            mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
-        assert (changed & ring).sum() / changed.sum() > 0.9
+        band = cv2.dilate(mask.astype(np.uint8), np.ones((21, 21), np.uint8)).astype(bool) & ~mask.astype(bool)
+        assert (changed & band).sum() / changed.sum() > 0.9 and not (changed & mask.astype(bool)).any()
     question = rewrite_template("What does <vp> do? <vp> is on the street.", out.phrase)
     assert "<vp>" not in question and question.count(out.phrase) == 1 and question.endswith(" is on the street.")
 
