@@ -169,3 +169,14 @@ def test_main_ppo_runs_two_grpo_steps_on_cpu_and_moves_the_actor(tmp_path):
     assert max(step["data"]["vseek/num_tool_calls/mean"] for step in steps) > 0
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["actor_weight_change"] > 0  # the saved actor differs from the initial weights
+
+
+def test_qwen3_vl_generation_and_scoring_take_its_token_types():
+    """transformers 5's Qwen3-VL computes M-RoPE from ``mm_token_type_ids``; the engine supplies them."""
+    model, processor = build_tiny_qwen_vl("qwen3_vl", seed=0)
+    prompt, images = image_prompt(processor)
+    engine = HFGenerator(model, processor, processor.tokenizer, default_max_tokens=8)
+    tokens, log_probs, _ = engine.generate(prompt, {"temperature": 1.0, "max_tokens": 4}, images)
+    assert 1 <= len(tokens) <= 4 and len(log_probs) == len(tokens)
+    vision = engine.vision_inputs(images, None)
+    assert len(engine.score(prompt, tokens, vision)) == len(tokens)

@@ -147,6 +147,14 @@ class HFGenerator:
         out = self.processor.image_processor(images=image_data, return_tensors="pt", **(mm_processor_kwargs or {}))
         return {key: out[key] for key in ("pixel_values", "image_grid_thw") if key in out}
 
+    def token_types(self, ids: list[int], vision: dict) -> dict:
+        """``mm_token_type_ids`` for models whose M-RoPE needs them (Qwen3-VL in transformers 5):
+        which of ``ids`` are image / video placeholders, as the processor marks them."""
+        make = getattr(self.processor, "create_mm_token_type_ids", None)
+        if not vision or make is None:
+            return {}
+        return {"mm_token_type_ids": torch.tensor(make([list(ids)]), dtype=torch.long)}
+
     @torch.no_grad()
     def generate(
         self,
@@ -181,6 +189,7 @@ class HFGenerator:
             kwargs.update(temperature=temperature, top_p=float(params.get("top_p", 1.0)),
                           top_k=int(top_k) if top_k and int(top_k) > 0 else 0)
         kwargs.update(vision)
+        kwargs.update(self.token_types(prompt_ids, vision))
         out = self.model.generate(**kwargs)
         tokens = out.sequences[0, input_ids.shape[1]:].tolist()
         log_probs = [
@@ -194,7 +203,8 @@ class HFGenerator:
     def score(self, prompt_ids: list[int], tokens: list[int], vision: dict) -> list[float]:
         """Log-probabilities of ``tokens`` after ``prompt_ids`` under the current weights."""
         ids = torch.tensor([list(prompt_ids) + list(tokens)], dtype=torch.long)
-        logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), **vision).logits[0].float()
+        types = self.token_types(ids[0].tolist(), vision)
+        logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), **vision, **types).logits[0].float()
         start = len(prompt_ids)
         log_probs = torch.log_softmax(logits[start - 1 : start - 1 + len(tokens)], dim=-1)
         return [float(row[token]) for row, token in zip(log_probs, tokens)]
