@@ -40,6 +40,7 @@ from vseek_env.protocol import (
     parse_response,
 )
 from vseek_env.images import ImageError, read_image
+from vseek_env.sealed import fresh_copy, seal
 from vseek_env.spaces import FrameSequence, UnicodeText
 from vseek_env.tools import ToolArgumentError, ToolContext, ToolResult, get_tool
 from vseek_env.tools.crop_video import CropVideo
@@ -590,29 +591,25 @@ class VideoSeekerEnv(gym.Env[dict, str]):
         }
 
     def _stacked_thumbnails(self, frames: list[dict]) -> np.ndarray:
-        """``obs["frames"]``: the frames' thumbnails stacked, read-only.
+        """``obs["frames"]``: the frames' thumbnails stacked, in a new array of the observation's own.
 
-        A stack of video frames is cached with them under ``(*video key, "obs", frames, size)``:
-        the rollouts of a GRPO group that look at one window share one array instead of each
-        copying 64 thumbnails (4.9 MB) per step.
+        The stack of a set of video frames is kept with them in the frame cache under
+        ``(*video key, "obs", ((index, h, w), ...), size)``, sealed (:mod:`vseek_env.sealed`): each
+        step that shows that set again (the rollouts of a GRPO group re-reading one window) gets
+        a copy-on-write mapping of it instead of re-stacking 64 thumbnails (4.9 MB).
         """
         h, w = self.config.obs_frame_size
         if not frames:
-            stacked = np.zeros((0, h, w, 3), np.uint8)
-            stacked.setflags(write=False)
-            return stacked
+            return np.zeros((0, h, w, 3), np.uint8)
         video = self._video
-        key = None
-        if video is not None and all(f["index"] is not None for f in frames):
-            key = (*video.key, "obs", tuple((f["index"], *f["image"].shape[:2]) for f in frames), (h, w))
-            stacked = video.cache.peek(key)
-            if stacked is not None:
-                return stacked
-        stacked = np.stack([self._thumbnail(frame) for frame in frames])
-        stacked.setflags(write=False)
-        if key is not None:
+        if video is None or any(f["index"] is None for f in frames):
+            return np.stack([self._thumbnail(frame) for frame in frames])
+        key = (*video.key, "obs", tuple((f["index"], *f["image"].shape[:2]) for f in frames), (h, w))
+        stacked = video.cache.peek(key)
+        if stacked is None:
+            stacked = seal([self._thumbnail(frame) for frame in frames])
             video.cache.put(key, stacked)
-        return stacked
+        return fresh_copy(stacked)
 
     def _thumbnail(self, frame: dict) -> np.ndarray:
         """The frame letterboxed to ``obs_frame_size``; video frames' thumbnails are cached with them,
