@@ -155,8 +155,14 @@ def _box_distance(px: np.ndarray, py: np.ndarray, box) -> np.ndarray:
     return np.hypot(dx, dy)
 
 
-def find_target(prompt: np.ndarray, clean: np.ndarray) -> Blob | None:
-    """The object the visual prompt marks: marks = pixels that differ between prompt and clean frame."""
+def find_target(prompt: np.ndarray, clean: np.ndarray, number: int | None = None,
+                video_size: tuple[int, int] | None = None) -> Blob | None:
+    """The object the visual prompt marks: marks = pixels that differ between prompt and clean frame.
+
+    With ``number`` (a set-of-mark question, "marked with number N": several objects carry
+    labels), the label that reads ``number`` (:func:`read_labels`) stands for the marks.
+    ``video_size`` is the video's ``(width, height)``, which fixes the labels' drawn size.
+    """
     if prompt.shape != clean.shape:
         prompt = np.asarray(Image.fromarray(prompt).resize((clean.shape[1], clean.shape[0]), Image.BILINEAR))
     diff = np.abs(prompt.astype(np.int16) - clean.astype(np.int16)).max(axis=-1)
@@ -164,6 +170,13 @@ def find_target(prompt: np.ndarray, clean: np.ndarray) -> Blob | None:
     blobs = detect(clean)  # white objects too: a marked object may be white
     if not blobs:
         return None
+    if number is not None:
+        labels = read_labels(prompt, marks, video_size or (clean.shape[1], clean.shape[0]))
+        hit = _best_label(labels, number)
+        if hit is not None:
+            x0, y0, x1, y1 = hit
+            marks = np.zeros_like(marks)
+            marks[y0:y1, x0:x1] = True
     ys, xs = np.nonzero(marks)
     if xs.size == 0:
         return None
@@ -175,6 +188,84 @@ def find_target(prompt: np.ndarray, clean: np.ndarray) -> Blob | None:
         if sc > score:
             best, score = b, sc
     return best
+
+
+def _label_templates(video_size: tuple[int, int], factor: float) -> dict[int, list[np.ndarray]]:
+    """Each digit's label squares as the renderer draws them on this video, shrunk by ``factor``
+    (float arrays: 1 = label colour, 0 = ink), for every label size the renderer may pick."""
+    from vseek_env.visual_prompts import label_glyph, som_label_size
+
+    scale = max(video_size) / 336.0
+    lo, hi = som_label_size(scale * 11 / 12), som_label_size(scale * 13 / 12)
+    out: dict[int, list[np.ndarray]] = {d: [] for d in range(1, 10)}
+    for d in out:
+        seen = set()
+        for goal in np.arange(lo, hi + 0.26, 0.25):
+            glyph = label_glyph(str(d), float(goal))
+            if glyph.tobytes() in seen:
+                continue
+            seen.add(glyph.tobytes())
+            side = max(3, int(round(glyph.shape[0] * factor)))
+            small = Image.fromarray(glyph.astype(np.float32) / 255.0, "F").resize((side, side), Image.BICUBIC)
+            out[d].append(np.clip(np.asarray(small), 0.0, 1.0))
+    return out
+
+
+def read_labels(prompt: np.ndarray, marks: np.ndarray, video_size: tuple[int, int]) -> list[tuple[tuple[int, int, int, int], dict[int, float]]]:
+    """Square set-of-mark labels among the marks: ``(box x0, y0, x1, y1, {digit: mismatch})``.
+
+    Each square's pixels are mapped onto the line from its ink to its fill colour and compared
+    with the renderer's own label glyphs (:func:`vseek_env.visual_prompts.label_glyph`) at the
+    frame's scale, allowing a one-pixel shift; a lower mismatch is a better reading.
+    """
+    factor = prompt.shape[1] / float(video_size[0])
+    templates = None
+    out = []
+    label = np.where(marks, 0, -1).astype(np.int16)
+    for comp in _label_runs(label):
+        r0 = min(r for r, _, _, _ in comp)
+        r1 = max(r for r, _, _, _ in comp) + 1
+        c0 = min(a for _, a, _, _ in comp)
+        c1 = max(b for _, _, b, _ in comp)
+        h, w = r1 - r0, c1 - c0
+        area = sum(b - a for _, a, b, _ in comp)
+        if min(h, w) < 5 or not 0.75 <= h / w <= 1.33 or area < 0.7 * h * w:
+            continue  # not a filled square
+        patch = prompt[r0:r1, c0:c1].astype(np.float32)
+        fill = np.median(patch.reshape(-1, 3), axis=0)
+        luma = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2]
+        ink = np.zeros(3, np.float32) if luma > 140 else np.full(3, 255.0, np.float32)
+        axis = fill - ink
+        if float(axis @ axis) < 1e-6:
+            continue
+        if templates is None:
+            templates = _label_templates(video_size, factor)
+        big = prompt[max(0, r0 - 1):r1 + 1, max(0, c0 - 1):c1 + 1].astype(np.float32)
+        share = np.clip(((big - ink) @ axis) / float(axis @ axis), 0.0, 1.0)
+        oy, ox = r0 - max(0, r0 - 1), c0 - max(0, c0 - 1)
+        scores = {}
+        for digit, glyphs in templates.items():
+            best = np.inf
+            for g in glyphs:
+                n = g.shape[0]
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        y, x = oy + dy + (h - n) // 2, ox + dx + (w - n) // 2
+                        if y < 0 or x < 0 or y + n > share.shape[0] or x + n > share.shape[1]:
+                            continue
+                        best = min(best, float(np.abs(share[y:y + n, x:x + n] - g).mean()))
+            scores[digit] = best
+        out.append(((c0, r0, c1, r1), scores))
+    return out
+
+
+def _best_label(labels, number: int) -> tuple[int, int, int, int] | None:
+    """The label that reads ``number`` best: among squares whose best digit is ``number``, the
+    clearest reading; otherwise the square where ``number`` fits best."""
+    if not labels or not 1 <= number <= 9:
+        return None
+    reading = [(sc[number] - min(v for d, v in sc.items() if d != number), box) for box, sc in labels if sc]
+    return min(reading)[1] if reading else None
 
 
 # ------------------------------------------------------------------------------------------ questions
@@ -314,7 +405,10 @@ class PixelPolicy(Policy):
             pt = float(prompt[0]["time"])
             self.prompt_time = round(pt, 4)
             clean = min(overview, key=lambda f: abs(float(f["time"]) - pt))
-            self.target = find_target(prompt[0]["image"], clean["image"])
+            number = re.search(r"marked with number (\d+)", self.question)
+            size = (int(self.video["width"]), int(self.video["height"])) if self.video.get("width") else None
+            self.target = find_target(prompt[0]["image"], clean["image"],
+                                      int(number.group(1)) if number else None, size)
         self.pending = []
         if not self.use_tools:
             return

@@ -164,5 +164,8 @@ def test_main_ppo_runs_two_grpo_steps_on_cpu_and_moves_the_actor(tmp_path):
         # Scripted neighbours differ in format or parsimony: every group has reward variance.
         assert data["critic/score/max"] > data["critic/score/min"]
         assert data["actor/grad_norm"] > 0
+    # Well-formed scripted replies reach the env intact (think blocks, tool calls): format is earned.
+    assert max(step["data"]["vseek/reward/format/mean"] for step in steps) > 0
+    assert max(step["data"]["vseek/num_tool_calls/mean"] for step in steps) > 0
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["actor_weight_change"] > 0  # the saved actor differs from the initial weights

@@ -165,7 +165,7 @@ def test_the_vseek_sync_trainer_is_verls_sync_trainer():
 
 
 def test_cpu_smoke_overrides_compose_on_the_default_v1_path(tmp_path):
-    from vseek_env.integrations.verl.cpu.smoke import env_options, overrides
+    from vseek_env.integrations.verl.cpu.smoke import SCRIPTED_FIRST_TURN, SCRIPTED_FOLLOWUP, env_options, overrides
     from vseek_env.integrations.verl.frames import processor_kwargs
 
     for kind in ("qwen2_5_vl", "qwen3_vl"):
@@ -177,3 +177,7 @@ def test_cpu_smoke_overrides_compose_on_the_default_v1_path(tmp_path):
             max_pixels=frames["max_pixels"], patch_factor=frames["patch_factor"]
         )
         assert list(cfg.trainer.logger) == ["console", "file"]
+        # The scripted replies survive Hydra's override grammar exactly (an escaped "\n" would not).
+        scripted = cfg.actor_rollout_ref.rollout.engine_kwargs.vseek_hf
+        assert tuple(scripted.scripted_first_turn) == SCRIPTED_FIRST_TURN
+        assert tuple(scripted.scripted_followup) == SCRIPTED_FOLLOWUP

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "vseek_env.commands.export_verl",
     "vseek_env.commands.rollouts",
     "vseek_env.commands.pipeline",
+    "vseek_env.commands.dataset",
 )
 
 

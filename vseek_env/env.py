@@ -416,7 +416,8 @@ class VideoSeekerEnv(gym.Env[dict, str]):
             batch = video.read([index], max_pixels=None)
             mask = decode_rle(spec.mask_rle, shape=batch.frames[0].shape) if spec.mask_rle else None
             rendered = render_visual_prompt(
-                batch.frames[0], spec.style, box=spec.box, mask=mask, rng=spec.seed, label=spec.label
+                batch.frames[0], spec.style, box=spec.box, mask=mask, rng=spec.seed, label=spec.label,
+                others=spec.others,
             )
             image, time = rendered.image, float(batch.times[0])
         h, w = smart_resize(image.shape[0], image.shape[1], max_pixels=cfg.max_pixels, factor=cfg.patch_factor)

@@ -4,21 +4,26 @@ A visual prompt marks one target instance on one video frame so that a question 
 "the target in the highlighted box" instead of a long referring expression.  Styles, in the
 paper's order (:data:`STYLES`)::
 
-    rectangle     box outline (~3 px at 336 px) drawn just outside the target box
-    mask_contour  outline band along the target mask's boundary
-    ellipse       thick ellipse around the target box
-    triangle      triangle outline whose vertices lie inside the mask
-    scribble      cubic Bezier stroke through four points inside the mask
-    point         filled dot inside the mask near the box centre
+    rectangle     thin box outline drawn just outside the target box
+    mask_contour  thin band hugging the target mask from outside (the target stays unpainted)
+    ellipse       ellipse around the target box
+    triangle      thin triangle outline whose vertices lie inside the mask
+    scribble      thin cubic Bezier stroke through points inside the mask
+    point         small filled dot inside the mask near the box centre
     arrow         arrow from outside the box; the head's tip touches the target
-    set_of_mark   numbered square label at the mask's most interior point (Set-of-Mark)
+    set_of_mark   small numbered labels on the target and on the ``others`` objects (Set-of-Mark)
 
 Rendering rules (see :func:`render_visual_prompt`):
 
-* Marks are drawn on a transparent RGBA overlay (``ImageDraw``) and alpha-composited onto a
-  copy of the frame; the input frame is never modified.
-* Sizes scale with ``s = max(H, W) / 336`` (ViP-LLaVA's anchor); colour, thickness, alpha and
-  placement are drawn from the ``rng`` — the same seed gives the same image.
+* Marks are drawn in placeholder grey levels on a transparent RGBA overlay (``ImageDraw``), then
+  coloured and copied opaquely onto a copy of the frame; the input frame is never modified.
+* **Legible.** Stroke widths, dot radius and label size scale with the target (``t``, the square
+  root of its mask area) and are capped by the frame scale ``s = max(H, W) / 336`` (ViP-LLaVA's
+  anchor), so a mark drawn *on* the target covers at most about half of it; a label that would
+  cover more sits just outside the object instead.  The colour is chosen from the pixels the mark
+  actually covers and from the target's own pixels (:func:`pick_mark_color`): the palette entry
+  farthest from both, so a magenta mark is never drawn on a magenta target.  Marks are opaque.
+  Thickness and placement are drawn from the ``rng`` — the same seed gives the same image.
 * The target is a ``box`` and/or a ``mask``.  The box is clipped to the frame; a missing mask is
   the clipped box's inscribed ellipse (:func:`vseek_env.masks.ellipse_mask`); a missing box is the
   mask's tight box.
@@ -27,7 +32,8 @@ Rendering rules (see :func:`render_visual_prompt`):
   ``prompt_margin(box, shape) = 0.5 * max(box_w, box_h) + max(32 * s, 16)`` pixels, clipped to
   the frame.  The fixed part leaves room for the arrow's shaft, which starts *outside* the box
   (whenever the frame leaves room there) but inside this margin.  Labels of more than three digits
-  are the only exception (their square may be wider).
+  are the only exception (their square may be wider).  ``set_of_mark`` labels on ``others`` lie
+  in the same margin around *their* boxes.
 
 Example::
 
@@ -70,6 +76,11 @@ __all__ = [
     "RenderedPrompt",
     "render_visual_prompt",
     "contact_sheet",
+    "pick_mark_color",
+    "mark_legibility",
+    "som_labels",
+    "som_label_size",
+    "label_glyph",
     "prompt_margin",
     "prompt_region",
     "distance_transform",
@@ -87,8 +98,9 @@ STYLES: tuple[str, ...] = (
     "set_of_mark",
 )
 
-#: Named colours a prompt may take (RGB).  ``render_visual_prompt`` picks one at random
-#: unless ``color=`` names one, avoiding colours close to the target region's mean colour.
+#: Named colours a prompt may take (RGB).  ``render_visual_prompt`` picks the one that contrasts
+#: most with the pixels under the mark and with the target (:func:`pick_mark_color`) unless
+#: ``color=`` names one.
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (255, 0, 0),
     "lime": (0, 255, 0),
@@ -97,7 +109,13 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "magenta": (255, 0, 255),
     "cyan": (0, 255, 255),
     "orange": (255, 165, 0),
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
 }
+#: The overlay is drawn in grey levels first: 255 = the mark colour, 0 = the ink of a label
+#: (black or white, whichever contrasts with the mark colour); antialiased text mixes the two.
+_MARK = (255, 255, 255, 255)
+_INK = (0, 0, 0, 255)
 
 ANCHOR_SIZE = 336  # ViP-LLaVA's image_size_anchor: sizes are given in pixels at 336 px
 MARGIN_BOX_FRACTION = 0.5  # of the target box's larger side
@@ -268,11 +286,16 @@ def _small_target_points(
     m: np.ndarray, tbox: Box, n: int, min_extent: float, rng: np.random.Generator
 ) -> np.ndarray | None:
     """For targets smaller than ``min_extent``: ``n`` points spread on a disc around the target's
-    interior point (they may leave the mask).  ``None`` if the target is large enough."""
+    interior point (they may leave the mask).  ``None`` if the target is large enough.  At a frame
+    edge the disc moves inwards (by at most its radius, well inside the margin) so the stroke
+    through the points is drawn on the frame."""
     if max(tbox[2] - tbox[0], tbox[3] - tbox[1]) >= min_extent:
         return None
     cx, cy = interior_point(m)
     radius = min_extent / 2
+    h, w = m.shape
+    cx = min(max(cx, radius), w - radius) if w > 2 * radius else w / 2
+    cy = min(max(cy, radius), h - radius) if h > 2 * radius else h / 2
     ang = rng.uniform(0, 2 * math.pi) + np.arange(n) * (2 * math.pi / n) + rng.uniform(-0.4, 0.4, n)
     rad = radius * rng.uniform(0.7, 1.0, n)
     return np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], axis=1)
@@ -338,8 +361,76 @@ def _luma(rgb: tuple[int, int, int]) -> float:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
 
+# --------------------------------------------------------------------------- colour and legibility
+
+
+def _sample_pixels(pixels: np.ndarray, limit: int = 4096) -> np.ndarray:
+    """At most ``limit`` rows of an (N, 3) array, evenly strided (deterministic)."""
+    pixels = pixels.reshape(-1, 3).astype(np.float32)
+    if len(pixels) > limit:
+        pixels = pixels[:: int(math.ceil(len(pixels) / limit))]
+    return pixels
+
+
+def _contrast(rgb: np.ndarray, pixels: np.ndarray, q: float = 10.0) -> float:
+    """The ``q``-th percentile of the RGB distances between colour ``rgb`` and ``pixels`` (N, 3)."""
+    if len(pixels) == 0:
+        return 441.7
+    return float(np.percentile(np.linalg.norm(pixels - np.asarray(rgb, np.float32)[None], axis=1), q))
+
+
+def pick_mark_color(
+    covered: np.ndarray, target: np.ndarray | None = None, rng: np.random.Generator | int | None = 0
+) -> str:
+    """The :data:`PALETTE` name that contrasts most with the pixels a mark covers and the target.
+
+    ``covered`` and ``target`` are (N, 3) RGB pixels.  A colour's score is the smaller of its
+    10th-percentile distance to ``covered`` and its median distance to ``target``; among the colours
+    scoring at least ``min(best, max(0.85 * best, 120))`` one is drawn from ``rng`` for variety.
+
+    >>> import numpy as np
+    >>> magenta = np.tile(np.array([[214, 44, 204]], np.uint8), (50, 1))
+    >>> pick_mark_color(magenta, magenta) in ("magenta", "red", "blue")
+    False
+    """
+    cov = _sample_pixels(np.asarray(covered))
+    tgt = _sample_pixels(np.asarray(target)) if target is not None and len(target) else None
+    names = list(PALETTE)
+    scores = []
+    for name in names:
+        score = _contrast(np.asarray(PALETTE[name]), cov)
+        if tgt is not None:
+            score = min(score, _contrast(np.asarray(PALETTE[name]), tgt, 50.0))
+        scores.append(score)
+    best = max(scores)
+    floor = min(best, max(0.85 * best, 120.0))
+    pool = [n for n, sc in zip(names, scores) if sc >= floor - 1e-9]
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    return pool[int(gen.integers(0, len(pool)))]
+
+
+def mark_legibility(clean: np.ndarray, rendered: np.ndarray, target_mask: np.ndarray) -> dict[str, float]:
+    """How readable a rendered prompt is: ``{"covered": share of the target's pixels the marks
+    changed, "contrast": 10th-percentile RGB distance (0-441) between each changed pixel and the
+    clean pixel under it, "changed": number of changed pixels}``.
+
+    >>> import numpy as np
+    >>> f = np.full((40, 40, 3), 100, np.uint8); m = np.zeros((40, 40), bool); m[10:30, 10:30] = True
+    >>> p = render_visual_prompt(f, "rectangle", mask=m, rng=0)
+    >>> r = mark_legibility(f, p.image, m); r["covered"], r["contrast"] >= 80
+    (0.0, True)
+    """
+    changed = (np.asarray(rendered) != np.asarray(clean)).any(axis=2)
+    m = as_mask(target_mask, name="target_mask")
+    covered = float((changed & m).sum() / max(1, int(m.sum())))
+    diff = np.linalg.norm(rendered[changed].astype(np.float32) - clean[changed].astype(np.float32), axis=1)
+    contrast = float(np.percentile(diff, 10)) if diff.size else 0.0
+    return {"covered": covered, "contrast": contrast, "changed": float(changed.sum())}
+
+
 # --------------------------------------------------------------------------- renderers
-# Each takes a context and draws onto ``ctx.draw`` (RGBA overlay) or returns an RGBA array.
+# Each takes a context and draws onto ``ctx.draw`` (an RGBA overlay) in the placeholder grey
+# levels ``_MARK`` / ``_INK``; the colour is chosen afterwards from the pixels the marks cover.
 
 
 @dataclass
@@ -351,51 +442,55 @@ class _Ctx:
     tbox: Box  # reference box of the locality guarantee
     mask: np.ndarray
     region: tuple[int, int, int, int]
-    rgb: tuple[int, int, int]
     rng: np.random.Generator
     label: int
     draw: ImageDraw.ImageDraw
     overlay: Image.Image
+    others: tuple[Box, ...] = ()
 
-    def fill(self, alpha: int | None = None) -> tuple[int, int, int, int]:
-        return (*self.rgb, 255 if alpha is None else int(alpha))
+    @property
+    def t(self) -> float:
+        """Target size: the square root of its mask area (pixels)."""
+        return math.sqrt(max(1.0, float(self.mask.sum())))
+
+    def width(self, frac: float, cap: float, low: float = 1.0) -> int:
+        """Stroke width ``frac * t`` (jittered +-15%), at least ``low`` and at most ``cap * s`` pixels."""
+        value = frac * self.t * self.rng.uniform(0.85, 1.15)
+        return max(int(round(low)), int(round(min(value, max(low, cap * self.s)))))
 
     def pad(self) -> float:
         return max(MARGIN_PAD_AT_ANCHOR * self.s, MARGIN_PAD_MIN)
 
 
-def _alpha(ctx: _Ctx) -> int:
-    return int(ctx.rng.integers(215, 256))
-
-
 def _draw_rectangle(ctx: _Ctx) -> None:
-    wdt = _px(ctx.rng.uniform(2.0, 4.5), ctx.s)
+    wdt = ctx.width(0.08, 4.0, 2.0)
     x1, y1, x2, y2 = ctx.box
     # outline just outside the box; sides that would leave the frame are pulled inside it
     ox1 = max(0, int(math.floor(x1)) - wdt)
     oy1 = max(0, int(math.floor(y1)) - wdt)
     ox2 = min(ctx.w - 1, int(math.ceil(x2)) - 1 + wdt)
     oy2 = min(ctx.h - 1, int(math.ceil(y2)) - 1 + wdt)
-    ctx.draw.rectangle([ox1, oy1, ox2, oy2], outline=ctx.fill(_alpha(ctx)), width=wdt)
+    ctx.draw.rectangle([ox1, oy1, ox2, oy2], outline=_MARK, width=wdt)
 
 
 def _draw_mask_contour(ctx: _Ctx) -> None:
-    r = _px(ctx.rng.uniform(0.8, 2.0), ctx.s)
-    alpha = _alpha(ctx)
+    """A band of width ``r`` just outside the mask; it paints the target only where the mask
+    touches the frame edge (no room outside), so the object itself stays visible."""
+    r = ctx.width(0.06, 3.0, 1.0)
     x1, y1, x2, y2 = mask_to_box(ctx.mask)
     c0, r0 = max(0, int(x1) - r - 1), max(0, int(y1) - r - 1)
     c1, r1 = min(ctx.w, int(x2) + r + 1), min(ctx.h, int(y2) + r + 1)
-    # the crop holds the whole mask plus a background ring, except where it meets the frame
-    # edge, so the crop's boundary equals the full mask's boundary (frame edge = outside)
-    band = _dilate_square(_boundary(ctx.mask[r0:r1, c0:c1]), r)
+    crop = ctx.mask[r0:r1, c0:c1]
+    band = _dilate_square(crop, r) & ~crop
+    if not band.any():  # the mask fills the frame: fall back to its inner boundary
+        band = _dilate_square(_boundary(crop), r - 1) & crop
     arr = np.array(ctx.overlay)
-    view = arr[r0:r1, c0:c1]
-    view[band] = ctx.fill(alpha)
+    arr[r0:r1, c0:c1][band] = _MARK
     ctx.overlay.paste(Image.fromarray(arr, "RGBA"))
 
 
 def _draw_ellipse(ctx: _Ctx) -> None:
-    wdt = _px(ctx.rng.uniform(3.0, 6.0), ctx.s)
+    wdt = ctx.width(0.09, 4.5, 3.0)
     ratio = ctx.rng.uniform(1.15, 1.4)
     x1, y1, x2, y2 = ctx.box
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -405,12 +500,11 @@ def _draw_ellipse(ctx: _Ctx) -> None:
     ex2, ey2 = min(ctx.w - 1.0, cx + hx - 0.5), min(ctx.h - 1.0, cy + hy - 0.5)
     if ex2 - ex1 < 1 or ey2 - ey1 < 1:  # frame too small for an ellipse: degenerate to a dot
         ex2, ey2 = ex1 + 1, ey1 + 1
-    ctx.draw.ellipse([ex1, ey1, ex2, ey2], outline=ctx.fill(_alpha(ctx)), width=wdt)
+    ctx.draw.ellipse([ex1, ey1, ex2, ey2], outline=_MARK, width=wdt)
 
 
 def _draw_triangle(ctx: _Ctx) -> None:
-    wdt = _px(ctx.rng.uniform(2.0, 4.5), ctx.s)
-    alpha = _alpha(ctx)
+    wdt = ctx.width(0.06, 2.5, 1.0)
     mb = mask_to_box(ctx.mask)
     min_extent = min(ctx.pad(), max(5.0 * wdt, 8.0))
     tri = None
@@ -429,7 +523,7 @@ def _draw_triangle(ctx: _Ctx) -> None:
         a0 = ctx.rng.uniform(0, 2 * math.pi)
         tri = np.array([[cx + rad * math.cos(a0 + k * 2 * math.pi / 3), cy + rad * math.sin(a0 + k * 2 * math.pi / 3)] for k in range(3)])
     pts = [_to_pil(tuple(p)) for p in tri]
-    ctx.draw.line(pts + pts[:2], fill=ctx.fill(alpha), width=wdt, joint="curve")
+    ctx.draw.line(pts + pts[:2], fill=_MARK, width=wdt, joint="curve")
 
 
 def _bezier(ctrl: np.ndarray, n: int) -> np.ndarray:
@@ -442,8 +536,7 @@ def _draw_scribble(ctx: _Ctx) -> None:
     """Two chained cubic Bezier segments through seven control points inside the mask, ordered
     along a random direction so the stroke sweeps across the target (it stays in the convex hull
     of in-mask points, hence inside the target box)."""
-    wdt = _px(ctx.rng.uniform(2.5, 5.0), ctx.s)
-    alpha = _alpha(ctx)
+    wdt = ctx.width(0.06, 2.5, 1.0)
     mb = mask_to_box(ctx.mask)
     min_extent = min(ctx.pad(), max(5.0 * wdt, 8.0))
     n_ctrl = 7
@@ -466,32 +559,33 @@ def _draw_scribble(ctx: _Ctx) -> None:
         length = float(np.sum(np.linalg.norm(np.diff(seg, axis=0), axis=1)))
         curve.append(_bezier(seg, max(16, int(length))))
     pts = [_to_pil(tuple(p)) for p in np.concatenate(curve)]
-    ctx.draw.line(pts, fill=ctx.fill(alpha), width=wdt, joint="curve")
+    ctx.draw.line(pts, fill=_MARK, width=wdt, joint="curve")
     for end in (pts[0], pts[-1]):  # round caps
-        _dot(ctx.draw, end, wdt / 2 - 0.5, ctx.fill(alpha))
+        _dot(ctx.draw, end, wdt / 2 - 0.5, _MARK)
 
 
 def _draw_point(ctx: _Ctx) -> None:
-    rad = max(2, _px(ctx.rng.uniform(4.0, 8.0), ctx.s))
-    alpha = int(ctx.rng.integers(230, 256))
+    rad = max(1.5, min(0.13 * ctx.t * ctx.rng.uniform(0.85, 1.15), 5.0 * ctx.s))
     x1, y1, x2, y2 = mask_to_box(ctx.mask)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    # the dot must sit on the object's body, not on a thin part it would hide (a kite line)
+    body = ctx.mask & ~_dilate_square(~ctx.mask, int(math.ceil(rad)))
+    inside = body if body.any() else ctx.mask
     centre = None
     for _ in range(20):
         px = ctx.rng.normal(cx, (x2 - x1) / 8)
         py = ctx.rng.normal(cy, (y2 - y1) / 8)
-        if _in_mask(ctx.mask, px, py):
+        if _in_mask(inside, px, py):
             centre = (px, py)
             break
     if centre is None:
         centre = interior_point(ctx.mask)
-    _dot(ctx.draw, _to_pil(centre), rad, ctx.fill(alpha))
+    _dot(ctx.draw, _to_pil(centre), rad, _MARK)
 
 
 def _draw_arrow(ctx: _Ctx) -> None:
-    wdt = _px(ctx.rng.uniform(2.5, 5.0), ctx.s)
-    alpha = _alpha(ctx)
-    head = max(7.0 * ctx.s, 3.0 * wdt, 5.0)
+    wdt = ctx.width(0.08, 3.5, 2.0)
+    head = max(3.0 * wdt, 6.0)
     half = 0.55 * head + 0.5
     tb = ctx.tbox
     mb = mask_to_box(ctx.mask)
@@ -541,34 +635,102 @@ def _draw_arrow(ctx: _Ctx) -> None:
     direction = (tip - start) / max(1e-9, float(np.linalg.norm(tip - start)))
     base = tip - head * direction
     normal = np.array([-direction[1], direction[0]])
-    col = ctx.fill(alpha)
-    ctx.draw.line([_to_pil(tuple(start)), _to_pil(tuple(base + 0.3 * head * direction))], fill=col, width=wdt)
-    _dot(ctx.draw, _to_pil(tuple(start)), wdt / 2 - 0.5, col)
-    ctx.draw.polygon([_to_pil(tuple(tip)), _to_pil(tuple(base + half * normal)), _to_pil(tuple(base - half * normal))], fill=col)
+    ctx.draw.line([_to_pil(tuple(start)), _to_pil(tuple(base + 0.3 * head * direction))], fill=_MARK, width=wdt)
+    _dot(ctx.draw, _to_pil(tuple(start)), wdt / 2 - 0.5, _MARK)
+    ctx.draw.polygon([_to_pil(tuple(tip)), _to_pil(tuple(base + half * normal)), _to_pil(tuple(base - half * normal))], fill=_MARK)
 
 
-def _draw_set_of_mark(ctx: _Ctx) -> None:
-    text = str(ctx.label)
-    size = max(8, int(round(ctx.rng.uniform(15.0, 20.0) * ctx.s)))
-    limit = ctx.pad() - 2  # half the square may not exceed this
+#: A set-of-mark label may cover at most this share of the object it sits on; bigger labels go
+#: just outside the object.
+SOM_MAX_COVER = 0.4
+
+
+def som_labels(label: int, n_others: int, rng: np.random.Generator) -> list[int]:
+    """Numbers for the ``others`` objects of a set-of-mark prompt: distinct, never ``label``,
+    drawn from 1..max(9, n + 1) (a random order, so the target's number carries no position).
+
+    >>> sorted(som_labels(3, 4, np.random.default_rng(0)))[:1] != [3]
+    True
+    """
+    pool = [k for k in range(1, max(9, n_others + 1) + 1) if k != label]
+    return [pool[i] for i in rng.permutation(len(pool))[:n_others]]
+
+
+def som_label_size(s: float, rng: np.random.Generator | None = None) -> float:
+    """The side (pixels) a set-of-mark label aims at on a frame of scale ``s = max(H, W) / 336``:
+    11-13 px at 336 px (drawn from ``rng``; 12 without), at least 9, at most 0.8 of the margin pad.
+
+    >>> som_label_size(1.0)
+    12.0
+    """
+    pad = max(MARGIN_PAD_AT_ANCHOR * s, MARGIN_PAD_MIN)
+    per_anchor = 12.0 if rng is None else rng.uniform(11.0, 13.0)
+    return max(9.0, min(per_anchor * s, 0.8 * pad))
+
+
+def label_glyph(text: str, side_goal: float, limit: float | None = None) -> np.ndarray:
+    """A set-of-mark label as a (side, side) uint8 square: 255 = the label colour, 0 = the ink
+    of ``text`` (antialiased in between).  The font is sized so the side is about ``side_goal``
+    and half the side at most ``limit`` (default ``side_goal / 2 + 1``).
+
+    >>> g = label_glyph("7", 12); g.shape[0] == g.shape[1], int(g.max()), int(g.min()) < 128
+    (True, 255, True)
+    """
+    limit = side_goal / 2 + 1 if limit is None else limit
+    scratch = ImageDraw.Draw(Image.new("L", (1, 1)))
+    size = max(6, int(round(side_goal / 1.5)))
     while True:
         font = _font(size)
-        l, t, r, b = ctx.draw.textbbox((0, 0), text, font=font)
-        pad = max(2, int(round(0.3 * size)))
+        l, t, r, b = scratch.textbbox((0, 0), text, font=font)
+        pad = max(1, int(round(0.25 * size)))
         side = max(r - l, b - t) + 2 * pad
         if side / 2 <= limit or size <= 6:
             break
         size -= 1
-    cx, cy = interior_point(ctx.mask)
-    x0 = int(round(cx - side / 2))
-    y0 = int(round(cy - side / 2))
+    img = Image.new("L", (side, side), 255)
+    ImageDraw.Draw(img).text((side / 2 - (l + r) / 2, side / 2 - (t + b) / 2), text, font=font, fill=0)
+    return np.asarray(img).copy()
+
+
+def _place_label(ctx: _Ctx, mask: np.ndarray, side: int) -> tuple[int, int]:
+    """Top-left corner of a ``side`` square label for the object ``mask``: at its most interior
+    point when the label covers at most :data:`SOM_MAX_COVER` of it, else just outside its box
+    (above, below, left or right, the first side with room in the frame)."""
+    area = float(mask.sum())
+    if side * side <= SOM_MAX_COVER * area:
+        cx, cy = interior_point(mask)
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    else:
+        x1, y1, x2, y2 = mask_to_box(mask)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        gap = 1
+        spots = [(cx - side / 2, y1 - side - gap), (cx - side / 2, y2 + gap),
+                 (x1 - side - gap, cy - side / 2), (x2 + gap, cy - side / 2)]
+        fits = [p for p in spots if 0 <= p[0] and p[0] + side <= ctx.w and 0 <= p[1] and p[1] + side <= ctx.h]
+        x0, y0 = (int(round(v)) for v in (fits[0] if fits else spots[0]))
     x0 = min(max(x0, 0), max(0, ctx.w - side))  # keep the whole square in the frame
     y0 = min(max(y0, 0), max(0, ctx.h - side))
-    ctx.draw.rectangle([x0, y0, x0 + side - 1, y0 + side - 1], fill=ctx.fill(235))
-    ink = (0, 0, 0, 255) if _luma(ctx.rgb) > 150 else (255, 255, 255, 255)
-    tx = x0 + side / 2 - (l + r) / 2
-    ty = y0 + side / 2 - (t + b) / 2
-    ctx.draw.text((tx, ty), text, font=font, fill=ink)
+    return x0, y0
+
+
+def _draw_set_of_mark(ctx: _Ctx) -> None:
+    """Set-of-Mark: a small numbered square on the target and on each of ``others`` (their
+    numbers from :func:`som_labels`); a label sits on its object when it covers little of it."""
+    side_goal = som_label_size(ctx.s, ctx.rng)
+    limit = min(ctx.pad() - 2, side_goal / 2 + 1)
+    objects = [(ctx.label, ctx.mask)]
+    numbers = som_labels(ctx.label, len(ctx.others), ctx.rng)
+    objects += [(k, ellipse_mask(b, (ctx.h, ctx.w))) for k, b in zip(numbers, ctx.others)]
+    arr = np.array(ctx.overlay)
+    for number, mask in objects:
+        glyph = label_glyph(str(number), side_goal, limit)
+        side = glyph.shape[0]
+        x0, y0 = _place_label(ctx, mask, side)
+        view = arr[y0:y0 + side, x0:x0 + side]  # the frame may be smaller than the label
+        g = glyph[: view.shape[0], : view.shape[1]]
+        view[..., :3] = g[..., None]
+        view[..., 3] = 255
+    ctx.overlay.paste(Image.fromarray(arr, "RGBA"))
 
 
 _RENDERERS = {
@@ -626,13 +788,30 @@ def _resolve_target(
     return cb, ref, m
 
 
-def _pick_color(frame: np.ndarray, box: Box, rng: np.random.Generator) -> str:
-    x1, y1, x2, y2 = (int(math.floor(box[0])), int(math.floor(box[1])), int(math.ceil(box[2])), int(math.ceil(box[3])))
-    mean = frame[y1:y2, x1:x2].reshape(-1, 3).mean(axis=0)
-    names = list(PALETTE)
-    far = [n for n in names if float(np.linalg.norm(np.asarray(PALETTE[n]) - mean)) > 120.0]
-    pool = far or names
-    return pool[int(rng.integers(0, len(pool)))]
+def _resolve_others(h: int, w: int, others: Any) -> tuple[Box, ...]:
+    """The ``others`` boxes clipped to the frame (boxes wholly outside it are dropped)."""
+    out = []
+    for i, b in enumerate(others or ()):
+        cb = clip_box(validate_box(b, name=f"others[{i}]"), (h, w))
+        if cb is not None:
+            out.append(cb)
+    return tuple(out)
+
+
+def _colourize(ov: np.ndarray, frame: np.ndarray, mask: np.ndarray, color: str | None,
+               rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Replace the overlay's placeholder grey levels by the mark colour (and label ink)."""
+    drawn = ov[:, :, 3] > 0
+    if color is None:
+        target = frame[mask & ~drawn] if (mask & ~drawn).any() else frame[mask]
+        color = pick_mark_color(frame[drawn], target, rng)
+    rgb = np.asarray(PALETTE[color], np.float32)
+    ink = np.zeros(3, np.float32) if _luma(PALETTE[color]) > 140 else np.full(3, 255, np.float32)
+    share = ov[:, :, :1].astype(np.float32) / 255.0  # 1 = mark colour, 0 = ink
+    out = ov.copy()
+    out[:, :, :3] = np.clip(np.rint(share * rgb + (1.0 - share) * ink), 0, 255).astype(np.uint8)
+    out[:, :, 3] = np.where(drawn, 255, 0).astype(np.uint8)
+    return out, color
 
 
 def render_visual_prompt(
@@ -644,6 +823,7 @@ def render_visual_prompt(
     rng: np.random.Generator | int | None = None,
     label: int = 1,
     color: str | None = None,
+    others: Any = None,
 ) -> RenderedPrompt:
     """Draw the visual prompt ``style`` for one target on a copy of ``frame``.
 
@@ -655,11 +835,15 @@ def render_visual_prompt(
             mask is the clipped box's inscribed ellipse, a missing box the mask's tight box.
         rng: a ``numpy.random.Generator``, an int seed, or None (fresh entropy).  The same seed
             gives the same image.
-        label: the number shown by ``set_of_mark`` (and used in its phrase).
-        color: a :data:`PALETTE` name; random (avoiding the target's mean colour) if None.
+        label: the number shown by ``set_of_mark`` on the target (and used in its phrase).
+        color: a :data:`PALETTE` name; if None, the colour contrasting most with the covered
+            pixels and the target (:func:`pick_mark_color`).
+        others: boxes of other objects on the frame; ``set_of_mark`` labels them too (other
+            numbers, :func:`som_labels`), as Set-of-Mark does.  Ignored by the other styles.
 
-    Every changed pixel lies in :func:`prompt_region` of ``RenderedPrompt.target_box`` (see the
-    module docstring).  Raises ``ValueError`` naming the bad argument.
+    Every changed pixel lies in :func:`prompt_region` of ``RenderedPrompt.target_box`` or, for
+    ``set_of_mark`` labels of ``others``, of their boxes (see the module docstring).  Raises
+    ``ValueError`` naming the bad argument.
 
     >>> import numpy as np
     >>> frame = np.zeros((64, 64, 3), np.uint8)
@@ -678,8 +862,8 @@ def render_visual_prompt(
         raise ValueError(f"color must be one of {', '.join(PALETTE)} or None, got {color!r}")
     h, w = frame.shape[:2]
     cb, ref, m = _resolve_target(h, w, box, mask)
+    other_boxes = _resolve_others(h, w, others) if style == "set_of_mark" else ()
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    name = color if color is not None else _pick_color(frame, ref, gen)
     overlay = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     ctx = _Ctx(
         h=h,
@@ -689,23 +873,24 @@ def render_visual_prompt(
         tbox=ref,
         mask=m,
         region=prompt_region(ref, (h, w)),
-        rgb=PALETTE[name],
         rng=gen,
         label=label,
         draw=ImageDraw.Draw(overlay),
         overlay=overlay,
+        others=other_boxes,
     )
     _RENDERERS[style](ctx)
-    # composite, then keep pixels the overlay does not touch bit-identical
     ov = np.asarray(overlay)
-    base = Image.fromarray(np.ascontiguousarray(frame), "RGB").convert("RGBA")
-    out = np.array(Image.alpha_composite(base, overlay).convert("RGB"))
-    out[ov[:, :, 3] == 0] = frame[ov[:, :, 3] == 0]
     if _CLIP_TO_REGION:  # safety net for rasteriser overshoot (renderers stay inside anyway)
-        x1, y1, x2, y2 = ctx.region
-        keep = np.ones((h, w), bool)
-        keep[y1:y2, x1:x2] = False
-        out[keep] = frame[keep]
+        keep = np.zeros((h, w), bool)
+        for b in (ref, *other_boxes):
+            x1, y1, x2, y2 = prompt_region(b, (h, w))
+            keep[y1:y2, x1:x2] = True
+        ov = ov * keep[:, :, None].astype(np.uint8)
+    ov, name = _colourize(ov, frame, m, color, gen)
+    out = frame.copy()
+    drawn = ov[:, :, 3] > 0
+    out[drawn] = ov[drawn, :3]
     return RenderedPrompt(
         image=out,
         style=style,
@@ -724,9 +909,11 @@ def contact_sheet(
     mask: Any = None,
     seed: int = 0,
     columns: int = 4,
+    others: Any = None,
 ) -> np.ndarray:
     """All eight styles rendered on ``frame`` and tiled ``columns`` per row, each tile with a
-    caption strip ("style (colour)") underneath.  Style ``i`` uses seed ``seed + i``.
+    caption strip ("style (colour)") underneath.  Style ``i`` uses seed ``seed + i``; ``others``
+    (boxes) get ``set_of_mark`` labels too.
 
     Returns a uint8 array of shape ``(rows * (H + caption_h), columns * W, 3)`` with
     ``rows = ceil(8 / columns)``.
@@ -746,7 +933,7 @@ def contact_sheet(
     draw = ImageDraw.Draw(sheet)
     font = _font(max(9, cap - 4))
     for i, style in enumerate(STYLES):
-        p = render_visual_prompt(frame, style, box=box, mask=mask, rng=seed + i)
+        p = render_visual_prompt(frame, style, box=box, mask=mask, rng=seed + i, others=others)
         r, c = divmod(i, columns)
         x0, y0 = c * w, r * (h + cap)
         sheet.paste(Image.fromarray(p.image), (x0, y0))

@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="decoders per request (VSEEK_DECODE_THREADS; default: the usable cores)")
     p.set_defaults(func=run)
+    from vseek_env.commands import bench_segmenter
+
+    bench_segmenter.register(p.add_subparsers(title="other benchmarks", metavar="{segmenter}", dest="bench_target"))
 
 
 # -- the test video -------------------------------------------------------------------------------------

@@ -20,9 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--format", required=True, choices=("native", "v2p", "llava"), help="input layout")
     run.add_argument("--videos", default=None, help="root that relative video paths resolve against (default: the input's folder)")
     run.add_argument("--out", required=True, help="output folder (samples.jsonl, prompts/, manifests/, retention.json)")
-    run.add_argument("--segmenter", default="auto", choices=("auto", "given", "opencv", "sam"),
-                     help="G3 masks: auto = given annotations when present, else opencv (default: %(default)s)")
-    run.add_argument("--sam-model", default="facebook/sam2.1-hiera-tiny", help="SAM-2 weights folder or cached Hub id")
+    run.add_argument("--segmenter", default="auto", choices=("auto", "given", "opencv", "sam", "sam3"),
+                     help="G3 masks: auto = given annotations when present, else sam3 or sam when their weights are "
+                          "on disk, else opencv (default: %(default)s)")
+    run.add_argument("--sam-model", default="facebook/sam2.1-hiera-tiny", help="SAM 2 weights folder or cached Hub id")
+    run.add_argument("--sam3-model", default="facebook/sam3", help="SAM 3 weights folder or cached Hub id")
     run.add_argument("--g1", default="auto", choices=("auto", "rules", "llm", "both", "off"),
                      help="G1 filter: auto = rules + LLM when an endpoint is given, else rules")
     run.add_argument("--llm-base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
@@ -33,8 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--rewrite", default="template", choices=("template", "llm"), help="G4 <vp> rewrite (default: %(default)s)")
     run.add_argument("--styles", default="", help="comma-separated prompt styles to allow (default: all eight)")
     run.add_argument("--no-annotations", action="store_true", help="verify with the VLM even when the source has target boxes")
-    run.add_argument("--fps", type=float, default=1.0, help="G3 mask rate (default: %(default)s)")
-    run.add_argument("--frames", type=int, default=8, help="frames shown to the G2 VLM (default: %(default)s)")
+    run.add_argument("--fps", type=float, default=1.0, help="rate of the frames G2 watches and G3 segments (default: %(default)s)")
+    run.add_argument("--frames", type=int, default=32,
+                     help="G2's frame budget per VLM call: the whole video at --fps, in windows of at most this many "
+                          "frames (default: %(default)s)")
     run.add_argument("--retries", type=int, default=2, help="retries of an invalid model reply (default: %(default)s)")
     run.add_argument("--seed", type=int, default=0, help="seed of style choice and rendering (default: %(default)s)")
     run.add_argument("--batch-size", type=int, default=8, help="items per batch (default: %(default)s)")
@@ -65,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         api_key=args.api_key or os.environ.get("OPENAI_API_KEY", "EMPTY"), rewrite=args.rewrite,
         styles=tuple(s.strip() for s in args.styles.split(",") if s.strip()), fps=args.fps, n_frames=args.frames,
         retries=args.retries, seed=args.seed, use_annotations=not args.no_annotations, sam_model=args.sam_model,
+        sam3_model=args.sam3_model,
         timeout_s=args.timeout, batch_size=args.batch_size, concurrency=args.concurrency, parquet=args.parquet,
         absolute_paths=args.absolute_paths,
     )

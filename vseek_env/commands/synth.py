@@ -1,6 +1,7 @@
 """``vseek synth``: build the synthetic datasets, print their stats, measure tool necessity.
 
     vseek synth build synth:default
+    vseek synth build --samples 3000 --seed 11 --out data/synth3k --workers 8
     vseek synth stats synth:default
     vseek synth necessity --dataset synth:default --out necessity.json
     vseek synth contact-sheet --out styles.png
@@ -21,10 +22,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Build the synthetic datasets, print their statistics, measure tool necessity.")
     s = p.add_subparsers(title="synth commands", metavar="SUBCOMMAND")
 
-    b = s.add_parser("build", help="build (or rebuild with --force) a synthetic dataset")
+    b = s.add_parser("build", help="build a named synthetic dataset, or any number of samples with --samples",
+                     description="Build synth:tiny/default/long into the cache, or with --samples N --seed S --out DIR "
+                                 "a training-sized set: deterministic per seed, balanced, parallel and resumable "
+                                 "(re-run the same command to continue a killed build).")
     b.add_argument("name", nargs="?", default="synth:default", help="synth:tiny, synth:default or synth:long")
-    b.add_argument("--force", action="store_true", help="rebuild even if cached")
-    b.add_argument("--workers", type=int, default=None, help="render processes (default: the dataset's)")
+    b.add_argument("--force", action="store_true", help="rebuild even if cached / replace the build in --out")
+    b.add_argument("--workers", type=int, default=None, help="render processes (default: the dataset's; 1 with --out)")
+    b.add_argument("--samples", type=int, default=None, help="number of samples of a custom build (needs --out)")
+    b.add_argument("--seed", type=int, default=0, help="seed of a custom build (default 0)")
+    b.add_argument("--out", default=None, help="output folder of a custom build")
+    b.add_argument("--preset", default="default", help="video look of a custom build: default, tiny or long")
+    b.add_argument("--difficulty", default="medium", help="easy, medium or hard (instances, look-alike distractors, "
+                                                          "event length, video length)")
+    b.add_argument("--open-ended", type=float, default=0.0, metavar="SHARE",
+                   help="share (0-1) of the multiple-choice samples turned into open-ended questions")
+    b.add_argument("--val-fraction", type=float, default=0.1, help="share of the videos in val.jsonl (default 0.1)")
+    b.add_argument("--ray", action="store_true", help="render on Ray (ray.init(); RAY_ADDRESS picks a cluster)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
 
     st = s.add_parser("stats", help="counts per dimension, prompt style, answer kind and needs_tools")
@@ -39,9 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--all", action="store_true", help="also report samples that do not need tools")
     n.set_defaults(func=_necessity)
 
-    c = s.add_parser("contact-sheet", help="render all eight visual-prompt styles on one synthetic frame (PNG)")
+    c = s.add_parser("contact-sheet", help="render all eight visual-prompt styles on one frame (PNG)",
+                     description="Render the eight styles on a dataset sample's prompt frame, or on a frame of "
+                                 "your own video with --video and --mask (e.g. a DAVIS sequence).")
     c.add_argument("--out", default="contact_sheet.png")
     c.add_argument("--dataset", default="synth:tiny")
+    c.add_argument("--sample", default=None, help="sample id (default: the dataset's first)")
+    c.add_argument("--video", default=None, help="a video file to render on instead of a dataset sample")
+    c.add_argument("--mask", default=None,
+                   help="target mask for --video: .npz with 'masks' (T, H, W) (frame T matches video frame T), "
+                        ".npy (H, W) or (T, H, W), or a PNG (non-zero = target)")
+    c.add_argument("--frame", type=int, default=0, help="frame index of --video (default 0)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--columns", type=int, default=4)
     c.set_defaults(func=_contact_sheet)
@@ -51,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _build(args: argparse.Namespace) -> int:
     from vseek_env.data.synthetic import CONFIGS, build, dataset_dir
 
+    if args.samples is not None or args.out is not None:
+        return _build_custom(args)
+
     if args.name not in CONFIGS:
         print(f"unknown synthetic dataset {args.name!r}; choose from {sorted(CONFIGS)}", file=sys.stderr)
         return 2
@@ -59,6 +85,46 @@ def _build(args: argparse.Namespace) -> int:
     manifest = json.loads((dataset_dir(args.name) / "manifest.json").read_text())
     print(f"{args.name}: {manifest['counts']} in {path.parent} ({time.perf_counter() - start:.1f} s)")
     return 0
+
+
+def _build_custom(args: argparse.Namespace) -> int:
+    import os
+
+    from vseek_env.data.synth.build import BuildError, build_synth
+
+    if args.samples is None or args.out is None:
+        print("a custom build needs both --samples N and --out DIR", file=sys.stderr)
+        return 2
+    import resource
+
+    workers = args.workers if args.workers is not None else 1
+    start = time.perf_counter()
+    cpu0 = _cpu_seconds(resource)
+    try:
+        path = build_synth(args.out, samples=args.samples, seed=args.seed, preset=args.preset,
+                           difficulty=args.difficulty, workers=workers, use_ray=args.ray,
+                           open_ended=args.open_ended, val_fraction=args.val_fraction,
+                           progress=not args.quiet, force=args.force)
+    except BuildError as exc:
+        print(f"vseek synth build: {exc}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - start
+    cpu = _cpu_seconds(resource) - cpu0
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    cores = min(workers, os.cpu_count() or 1)
+    # per CPU-second is what a core delivers when it is not shared; wall time per core is what you
+    # got on this machine now (lower when other work competes for the cores)
+    # Ray's workers are not our child processes: their CPU time is not ours to count
+    per_cpu = "" if args.ray else f", {args.samples / max(cpu, 1e-9):.2f} samples per CPU-second"
+    print(f"{path}: {manifest['counts']} in {seconds:.1f} s: {args.samples / max(seconds, 1e-9) / cores:.2f} samples/s "
+          f"per core over {cores} core(s){per_cpu}")
+    return 0
+
+
+def _cpu_seconds(resource) -> float:
+    """User + system CPU time of this process and its finished children (the render processes)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -193,18 +259,68 @@ def _contact_sheet(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from vseek_env.data import load_dataset
-    from vseek_env.masks import decode_rle
-    from vseek_env.video import open_video
     from vseek_env.visual_prompts import contact_sheet
 
-    ds = load_dataset(args.dataset)
-    sample = ds.samples[0]
-    with open_video(ds.video_path(sample)) as video:
-        frame = video.read([video.index_at(sample.prompt.time)], max_pixels=None).frames[0]
-    mask = decode_rle(sample.prompt.mask_rle) if sample.prompt.mask_rle else None
-    sheet = contact_sheet(np.ascontiguousarray(frame), box=sample.prompt.box, mask=mask, seed=args.seed, columns=args.columns)
+    if args.video:
+        if not args.mask:
+            print("--video needs --mask (the target's mask on that frame)", file=sys.stderr)
+            return 2
+        frame, mask, others, what = _own_frame(args)
+    else:
+        frame, mask, others, what = _dataset_frame(args)
+    sheet = contact_sheet(np.ascontiguousarray(frame), mask=mask, seed=args.seed, columns=args.columns,
+                          others=others)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(args.out)
-    print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]}, 8 styles on {sample.id} at {sample.prompt.time:.2f} s)")
+    print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]}, 8 styles on {what})")
     return 0
+
+
+def _dataset_frame(args: argparse.Namespace):
+    from vseek_env.data import load_dataset
+    from vseek_env.masks import box_to_mask, decode_rle
+    from vseek_env.video import open_video
+
+    ds = load_dataset(args.dataset)
+    sample = ds[args.sample] if args.sample else ds.samples[0]
+    with open_video(ds.video_path(sample)) as video:
+        frame = video.read([video.index_at(sample.prompt.time)], max_pixels=None).frames[0]
+    if sample.prompt.mask_rle:
+        mask = decode_rle(sample.prompt.mask_rle)
+    else:
+        mask = box_to_mask(sample.prompt.box, frame.shape)
+    return frame, mask, sample.prompt.others, f"{sample.id} at {sample.prompt.time:.2f} s"
+
+
+def _own_frame(args: argparse.Namespace):
+    import numpy as np
+    from PIL import Image
+
+    from vseek_env.video import open_video
+
+    mask_path = Path(args.mask)
+    if not mask_path.is_file():
+        raise SystemExit(f"--mask {mask_path}: no such file")
+    if mask_path.suffix == ".npz":
+        with np.load(mask_path) as z:
+            if "masks" not in z.files:
+                raise SystemExit(f"--mask {mask_path}: expected an array named 'masks', found {z.files}")
+            masks = z["masks"]
+    elif mask_path.suffix == ".npy":
+        masks = np.load(mask_path, mmap_mode="r")
+    else:
+        masks = np.asarray(Image.open(mask_path).convert("L")) > 0
+    if masks.ndim == 3:
+        if not 0 <= args.frame < masks.shape[0]:
+            raise SystemExit(f"--frame {args.frame} is outside the {masks.shape[0]} masks of {mask_path}")
+        masks = masks[args.frame]
+    mask = np.asarray(masks).astype(bool)
+    with open_video(args.video) as video:
+        if not 0 <= args.frame < video.num_frames:
+            raise SystemExit(f"--frame {args.frame} is outside the {video.num_frames} frames of {args.video}")
+        frame = video.read([args.frame], max_pixels=None).frames[0]
+    if mask.shape != frame.shape[:2]:
+        raise SystemExit(f"--mask {mask_path}: shape {mask.shape} does not match the frame's {frame.shape[:2]}")
+    if not mask.any():
+        raise SystemExit(f"--mask {mask_path}: frame {args.frame} has an empty mask")
+    return frame, mask, (), f"{args.video} frame {args.frame}"

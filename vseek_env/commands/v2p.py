@@ -63,11 +63,7 @@ def run(args: argparse.Namespace) -> int:
     for problem in scores["row_problems"][:20]:
         print(f"vseek v2p-score: {args.responses}: {problem}", file=sys.stderr)
     text = json.dumps(scores, indent=1)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    print(text)
-    return 0
+    return _emit(text, args.out)
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -91,8 +87,13 @@ def run_score(args: argparse.Namespace) -> int:
         return 2
     result["judge"] = None if judge is None else {"model": judge.config.model, **judge.stats.snapshot()}
     text = json.dumps(result, indent=1)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
+    return _emit(text, args.out)
+
+
+def _emit(text: str, out: str | None) -> int:
+    """Print the scores (and write them to ``out`` when given)."""
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
     print(text)
     return 0

@@ -38,6 +38,8 @@ class VisualPromptSpec:
         image: path of a pre-rendered prompt frame; used instead of rendering when given.
         seed: seeds colour/thickness/placement variation of the renderer.
         label: the number drawn by ``set_of_mark``.
+        others: boxes ``[x1, y1, x2, y2]`` of other objects on that frame (original-video
+            pixels); ``set_of_mark`` labels them with other numbers, as Set-of-Mark does.
     """
 
     time: float | None = None
@@ -47,6 +49,7 @@ class VisualPromptSpec:
     image: str | None = None
     seed: int = 0
     label: int = 1
+    others: tuple[tuple[float, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class Sample:
             raise SampleError(f"sample {self.id!r}: a 'number' answer must be a finite number, got {self.answer!r}")
         if prompt.box is not None and not _is_number_list(prompt.box, 4):
             raise SampleError(f"sample {self.id!r}: prompt.box must be [x1, y1, x2, y2] (4 finite numbers)")
+        if not all(_is_number_list(box, 4) for box in prompt.others):
+            raise SampleError(f"sample {self.id!r}: every prompt.others box must be [x1, y1, x2, y2] (4 finite numbers)")
         if self.track is not None:
             if len(self.track.times) != len(self.track.boxes):
                 raise SampleError(f"sample {self.id!r}: track has {len(self.track.times)} times but {len(self.track.boxes)} boxes")
@@ -207,6 +212,11 @@ class Sample:
                     raise SampleError(f"sample {sample_id!r}: {key!r} must be an object, got {type(value).__name__}")
             if prompt.get("box") is not None:
                 prompt = {**prompt, "box": tuple(float(v) for v in prompt["box"])}
+            if "others" in prompt:
+                others = prompt["others"] if prompt["others"] is not None else ()
+                if not isinstance(others, (list, tuple)) or not all(isinstance(b, (list, tuple)) for b in others):
+                    raise SampleError(f"sample {sample_id!r}: prompt.others must be a list of [x1, y1, x2, y2] boxes")
+                prompt = {**prompt, "others": tuple(tuple(float(v) for v in b) for b in others)}
             data["prompt"] = VisualPromptSpec(**prompt)
             if not data.get("track"):
                 data["track"] = None

@@ -46,7 +46,7 @@ from vseek_env.data.datasets import cache_dir, register_dataset, write_samples
 from vseek_env.data.sample import Sample, Track, VisualPromptSpec
 from vseek_env.tempfiles import clean_stale_temps, temp_path
 
-GENERATOR_VERSION = "synth-1.1"
+GENERATOR_VERSION = "synth-1.2"
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,9 @@ class SynthConfig:
     noise_events: int = 6
     max_event_s: float | None = None
     workers: int = 2
+    duration_cycle: tuple[float, ...] = ()  # durations taken in turn instead of drawn
+    attribute_pool_extra: int = 1  # distinct colours/shapes beyond ceil(n/2): fewer = more look-alikes
+    event_inset: tuple[float, float] = (0.12, 0.22)  # share of an overview gap left before/after an event
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -78,7 +81,7 @@ CONFIGS: dict[str, SynthConfig] = {
                                  resolutions=((640, 360), (512, 384), (768, 432), (576, 324)), instances=(5, 8)),
     "synth:long": SynthConfig("synth:long", seed=99, videos=6, questions_per_video=4, durations=(60.0, 600.0),
                               fps=(10,), resolutions=((512, 288), (480, 360)), instances=(5, 8),
-                              max_event_s=6.0),
+                              max_event_s=6.0, duration_cycle=(60.0, 600.0, 120.0, 300.0, 90.0, 240.0)),
 }
 
 from vseek_env.data.synth.generate import DIMENSIONS, TEMPLATES, ScenePlanner  # noqa: E402
@@ -91,8 +94,12 @@ def dataset_dir(name: str, root: Path | None = None) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ planning
-def _plan(cfg: SynthConfig) -> list[dict]:
-    """Per-video plans (scene spec + planted questions), all from ``cfg.seed``; cheap, no rendering."""
+def _plan(cfg: SynthConfig, samples: int | None = None) -> list[dict]:
+    """Per-video plans (scene spec + planted questions), all from ``cfg.seed``; cheap, no rendering.
+
+    ``cfg.videos`` videos, or with ``samples`` as many videos as it takes to plant exactly that
+    many questions (templates and styles cycle, so every count is balanced across them).
+    """
     from vseek_env.visual_prompts import STYLES
 
     master = np.random.default_rng(cfg.seed)
@@ -100,23 +107,28 @@ def _plan(cfg: SynthConfig) -> list[dict]:
     cursor = 0
     sample_no = 0
     plans = []
-    for v in range(cfg.videos):
+    id_width = 3 if samples is None else max(3, len(str(samples)))
+    v = -1
+    while (v + 1 < cfg.videos) if samples is None else sample_no < samples:
+        v += 1
         vseed = int(master.integers(0, 2**31 - 1))
         rng = np.random.default_rng(vseed)
         lo, hi = cfg.durations
         duration = float(round(rng.uniform(lo, hi))) if hi > lo else float(lo)
-        if cfg.name == "synth:long":  # spread long videos over 1-10 minutes
-            duration = float([60, 600, 120, 300, 90, 240][v % 6])
+        if cfg.duration_cycle:  # e.g. long videos spread over 1-10 minutes
+            duration = float(cfg.duration_cycle[v % len(cfg.duration_cycle)])
         fps = int(rng.choice(cfg.fps))
         width, height = cfg.resolutions[int(rng.integers(len(cfg.resolutions)))]
         n_inst = int(rng.integers(cfg.instances[0], cfg.instances[1] + 1))
         if n_inst > 6 and width / 4 < 150:
             n_inst = 6
         planner = ScenePlanner(rng, width=width, height=height, fps=fps, duration=duration, n_instances=n_inst,
-                               background_seed=vseed, visible_share=cfg.visible_share, max_event_s=cfg.max_event_s)
+                               background_seed=vseed, visible_share=cfg.visible_share, max_event_s=cfg.max_event_s,
+                               attribute_pool_extra=cfg.attribute_pool_extra, event_inset=cfg.event_inset)
         planted = []
         tries = 0
-        while len(planted) < cfg.questions_per_video and tries < 3 * len(templates):
+        want = cfg.questions_per_video if samples is None else min(cfg.questions_per_video, samples - sample_no)
+        while len(planted) < want and tries < 3 * len(templates):
             template = templates[cursor % len(templates)]
             tries += 1
             q = planner.plant(template)
@@ -132,7 +144,7 @@ def _plan(cfg: SynthConfig) -> list[dict]:
             questions.append({"planned": q, "style": style, "seed": int(rng.integers(0, 2**31 - 1)),
                               "label": int(rng.integers(1, 10)), "number": sample_no})
             sample_no += 1
-        plans.append({"video_id": f"v{v:03d}", "spec": planner.spec, "questions": questions})
+        plans.append({"video_id": f"v{v:0{id_width}d}", "spec": planner.spec, "questions": questions})
     return plans
 
 
@@ -147,12 +159,16 @@ def _render_video(args: tuple[dict, str]) -> list[dict]:
     spec = plan["spec"]
     out = Path(out_dir)
     renderer = SceneRenderer(spec)
-    renderer.write_mp4(out / "videos" / f"{vid}.mp4")
+    videos = out / "videos"
+    # every file goes to a temporary name first: a killed build never leaves a truncated file
+    renderer.write_mp4(videos / f".{vid}.mp4.tmp")
+    os.replace(videos / f".{vid}.mp4.tmp", videos / f"{vid}.mp4")
     boxes = renderer.all_boxes()
-    np.savez_compressed(out / "videos" / f"{vid}.boxes.npz", boxes=boxes,
-                        times=np.arange(spec["n_frames"], dtype=np.float64) / spec["fps"],
-                        instance_ids=np.array([i["id"] for i in spec["instances"]]))
-    (out / "videos" / f"{vid}.json").write_text(json.dumps(spec, sort_keys=True, indent=1))
+    with open(videos / f".{vid}.boxes.npz.tmp", "wb") as fh:
+        np.savez_compressed(fh, boxes=boxes, times=np.arange(spec["n_frames"], dtype=np.float64) / spec["fps"],
+                            instance_ids=np.array([i["id"] for i in spec["instances"]]))
+    os.replace(videos / f".{vid}.boxes.npz.tmp", videos / f"{vid}.boxes.npz")
+    _write_atomic(videos / f"{vid}.json", json.dumps(spec, sort_keys=True, indent=1))
     fps, n = spec["fps"], spec["n_frames"]
     ov = overview_indices(n, fps, 16)
     ids = [i["id"] for i in spec["instances"]]
@@ -164,6 +180,9 @@ def _render_video(args: tuple[dict, str]) -> list[dict]:
         pf = q.prompt_index
         mask = renderer.masks_at(pf)[k]
         pbox = tuple(float(v) for v in boxes[pf, col])
+        # set_of_mark labels every object on the frame, as Set-of-Mark does
+        others = tuple(tuple(float(v) for v in boxes[pf, j]) for j in range(len(ids))
+                       if j != col and not np.isnan(boxes[pf, j, 0])) if item["style"] == "set_of_mark" else ()
         phrase = phrase_for(item["style"], item["label"])
         question = q.question.replace("{ref}", phrase)
         question = question[0].upper() + question[1:]
@@ -182,14 +201,14 @@ def _render_video(args: tuple[dict, str]) -> list[dict]:
         dim, kind = TEMPLATES[q.template]
         inst = next(i for i in spec["instances"] if i["id"] == k)
         sample = Sample(
-            id=f"synth-{item['number']:04d}",
+            id=f"synth-{item['number']:0{plan.get('id_width', 4)}d}",
             video=f"videos/{vid}.mp4",
             question=question,
             answer=answer,
             answer_kind=kind,
             options=tuple(q.options),
             prompt=VisualPromptSpec(time=round(pf / fps, 6), style=item["style"], box=pbox,
-                                    mask_rle=encode_rle(mask), seed=item["seed"], label=item["label"]),
+                                    mask_rle=encode_rle(mask), seed=item["seed"], label=item["label"], others=others),
             track=Track(times=tuple(tt), boxes=tuple(tb)),
             evidence=(min(a for a, _ in intervals), max(b for _, b in intervals)),
             answer_time=q.answer_time,
@@ -249,6 +268,13 @@ def build(name: str, root: Path | None = None, *, force: bool = False, workers: 
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final / "samples.jsonl"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _publish(tmp: Path, final: Path) -> None:

@@ -1,7 +1,11 @@
 """G2 — video verification: is there one clear target, where and when is it, how to ask about it.
 
-A VLM over an OpenAI-compatible endpoint sees ``n_frames`` uniformly sampled frames (each after a
-``<t seconds>`` label), the question, options and answer, and must return the paper's JSON
+A VLM over an OpenAI-compatible endpoint watches the whole clip, as the paper's verifier does: frames
+at 1 fps from start to end (:func:`clip_windows`), each after a ``<t seconds>`` label, with the
+question, options and answer. When the clip holds more frames than one call's budget, it is split
+into consecutive windows of near-equal length, asked in order (each told which part of the video it
+shows); the first window whose reply is valid gives the record, and when none is, the sample is
+dropped with every window's reason (:func:`verify_clip`). The reply is the paper's JSON
 (:data:`VERIFY_PROMPT`)::
 
     {"valid": true, "reason": "...", "target": "the woman in the yellow coat",
@@ -30,13 +34,21 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 from vseek_env.pipeline.llm import ChatClient, image_part, parse_json_reply
 from vseek_env.protocol import format_timestamp_label
 from vseek_env.visual_prompts import STYLES
 
-__all__ = ["VERIFY_PROMPT", "VP_TOKEN", "validate_verification", "verify_with_model", "verify_from_annotations"]
+__all__ = [
+    "VERIFY_PROMPT",
+    "VP_TOKEN",
+    "clip_windows",
+    "validate_verification",
+    "verify_clip",
+    "verify_with_model",
+    "verify_from_annotations",
+]
 
 VP_TOKEN = "<vp>"
 TAG_WORDS = (3, 10)
@@ -60,6 +72,28 @@ Reply with JSON only, no prose:
   "seed_time": <a time inside the window where the entity is clearly visible>,
   "seed_box": [x1, y1, x2, y2]}}
 seed_box is the entity's box at seed_time in coordinates normalised to 0-1000 (x to the right, y down)."""
+
+
+def clip_windows(duration: float, *, fps: float = 1.0, budget: int = 32) -> list[list[float]]:
+    """Sample times at ``fps`` over ``[0, duration)`` (at least one), split into the fewest windows
+    of at most ``budget`` frames, of near-equal length.
+
+    >>> [len(w) for w in clip_windows(10.0, budget=4)], clip_windows(2.5, budget=8)
+    ([4, 3, 3], [[0.0, 1.0, 2.0]])
+    """
+    if not (math.isfinite(duration) and duration >= 0):
+        raise ValueError(f"duration must be a finite number >= 0, got {duration}")
+    if fps <= 0 or budget < 1:
+        raise ValueError(f"fps must be > 0 and budget >= 1, got fps={fps}, budget={budget}")
+    times = [k / fps for k in range(max(1, math.ceil(duration * fps - 1e-9)))]
+    n_windows = -(-len(times) // budget)
+    size, extra = divmod(len(times), n_windows)
+    out, start = [], 0
+    for i in range(n_windows):
+        end = start + size + (1 if i < extra else 0)
+        out.append(times[start:end])
+        start = end
+    return out
 
 
 def _finite(v: Any) -> bool:
@@ -145,9 +179,18 @@ def verify_with_model(
     frame_size: tuple[int, int],
     retries: int = 2,
     prompt_image: Any = None,
+    part: tuple[int, int] | None = None,
 ) -> tuple[dict | None, str]:
-    """Ask the VLM; ``(record, "")`` or ``(None, reason)`` after ``retries`` corrections."""
+    """Ask the VLM; ``(record, "")`` or ``(None, reason)`` after ``retries`` corrections.
+
+    ``part = (i, n)`` tells the model that the frames are window ``i`` of ``n`` of the video.
+    """
     content: list[dict] = []
+    if part is not None and part[1] > 1 and frames:
+        content.append({"type": "text", "text": (
+            f"Part {part[0]} of {part[1]} of the video: frames from {frames[0][0]:.1f} to {frames[-1][0]:.1f} seconds. "
+            "Answer about this part; the time window and seed must lie in it."
+        )})
     for t, frame in frames:
         content.append({"type": "text", "text": format_timestamp_label(t)})
         content.append(image_part(frame))
@@ -178,6 +221,35 @@ def verify_with_model(
             {"role": "user", "content": f"Your reply was not accepted: {error}. Reply again with the corrected JSON only."},
         ]
     return None, f"invalid reply after {retries + 1} attempt(s): {error}"
+
+
+def verify_clip(
+    client: ChatClient,
+    item: dict,
+    windows: Iterable[list[tuple[float, Any]]],
+    *,
+    duration: float,
+    frame_size: tuple[int, int],
+    retries: int = 2,
+    prompt_image: Any = None,
+    n_windows: int | None = None,
+) -> tuple[dict | None, str]:
+    """Ask the VLM window by window (``windows`` yields each window's ``(time, frame)`` list, decoded
+    only when reached); the first valid record wins. Otherwise ``({"valid": False, ...}, "")`` with
+    the models' reasons when every window was judged invalid, or ``(None, reason)`` when a window's
+    reply never passed validation."""
+    reasons: list[str] = []
+    for i, frames in enumerate(windows, start=1):
+        record, why = verify_with_model(
+            client, item, frames, duration=duration, frame_size=frame_size, retries=retries,
+            prompt_image=prompt_image, part=(i, n_windows) if n_windows else None,
+        )
+        if record is None:
+            return None, why if not n_windows or n_windows == 1 else f"window {i}: {why}"
+        if record["valid"]:
+            return record, ""
+        reasons.append(record["reason"] if not n_windows or n_windows == 1 else f"window {i}: {record['reason']}")
+    return {"valid": False, "reason": "; ".join(reasons) or "no frames"}, ""
 
 
 def verify_from_annotations(item: dict, *, duration: float) -> tuple[dict | None, str]:

@@ -50,7 +50,7 @@ class PipelineConfig:
     """
 
     out: str
-    segmenter: str = "auto"  # auto = given when the item has annotations, else opencv
+    segmenter: str = "auto"  # auto = given when the item has annotations, else sam3 / sam with weights on disk, else opencv
     g1: str = "auto"  # rules | llm | both | off; auto = both with an LLM endpoint, else rules
     llm_base_url: str | None = None
     llm_model: str | None = None
@@ -60,12 +60,13 @@ class PipelineConfig:
     rewrite: str = "template"  # template | llm
     styles: tuple[str, ...] = ()  # empty = all eight
     fps: float = 1.0
-    n_frames: int = 8
+    n_frames: int = 32  # G2's frame budget per model call (the clip at `fps` is split into windows above it)
     retries: int = 2
     seed: int = 0
     use_annotations: bool = True
     sam_model: str = "facebook/sam2.1-hiera-tiny"
-    track_fps: float = 5.0
+    sam3_model: str = "facebook/sam3"
+    track_fps: float = 12.0
     timeout_s: float = 120.0
     batch_size: int = 8
     concurrency: int = 4
@@ -159,15 +160,27 @@ class StageContext:
             if name not in self._segmenters:
                 from vseek_env.pipeline.segmenters import make_segmenter
 
-                kwargs = {"opencv": {"track_fps": self.config.track_fps}, "sam": {"model": self.config.sam_model}}.get(name, {})
+                kwargs = {
+                    "opencv": {"track_fps": self.config.track_fps},
+                    "sam": {"model": self.config.sam_model},
+                    "sam3": {"model": self.config.sam3_model},
+                }.get(name, {})
                 self._segmenters[name] = make_segmenter(name, **kwargs)
             return self._segmenters[name]
 
     def segmenter_name(self, item: dict) -> str:
+        """The configured segmenter; ``auto`` is resolved once per run (see ``default_segmenter``)."""
         name = self.config.segmenter
-        if name == "auto":
-            return "given" if item.get("annotations") else "opencv"
-        return name
+        if name != "auto":
+            return name
+        if item.get("annotations"):
+            return "given"
+        with self._lock:
+            if not hasattr(self, "_auto"):
+                from vseek_env.pipeline.segmenters import default_segmenter
+
+                self._auto = default_segmenter(annotated=False, sam_model=self.config.sam_model, sam3_model=self.config.sam3_model)
+            return self._auto
 
 
 def _open(item: dict):
@@ -198,7 +211,7 @@ def g1_filter(item: dict, ctx: StageContext) -> Outcome:
 
 
 def g2_verify(item: dict, ctx: StageContext) -> Outcome:
-    from vseek_env.pipeline.g2_verify import verify_from_annotations, verify_with_model
+    from vseek_env.pipeline.g2_verify import clip_windows, verify_clip, verify_from_annotations
 
     cfg = ctx.config
     try:
@@ -217,11 +230,16 @@ def g2_verify(item: dict, ctx: StageContext) -> Outcome:
                 prompt_image = _prompt_image(item)
             except ImageError as exc:
                 return Outcome(False, f"g2.frame: {exc}")
-            batch = video.read(video.uniform_indices(cfg.n_frames))
-            frames = [(float(t), f) for t, f in zip(batch.times, batch.frames)]
-            record, why = verify_with_model(
-                client, item, frames, duration=duration, frame_size=(video.width, video.height),
-                retries=cfg.retries, prompt_image=prompt_image,
+            windows = clip_windows(duration, fps=cfg.fps, budget=cfg.n_frames)
+
+            def decoded(video=video):
+                for times in windows:  # one window's frames in memory at a time
+                    batch = video.read(sorted({video.index_at(t) for t in times}))
+                    yield [(float(t), f) for t, f in zip(batch.times, batch.frames)]
+
+            record, why = verify_clip(
+                client, item, decoded(), duration=duration, frame_size=(video.width, video.height),
+                retries=cfg.retries, prompt_image=prompt_image, n_windows=len(windows),
             )
     if record is None:
         return Outcome(False, f"g2.schema: {why}")
@@ -282,7 +300,7 @@ def g3_masks(item: dict, ctx: StageContext) -> Outcome:
         request = SegmentRequest(
             times=times, frame_shape=(video.height, video.width), seed_time=g2["seed_time"],
             seed_box=tuple(g2["seed_box"]), seed_mask=seed_mask, read_frames=read_frames,
-            annotations=item.get("annotations"),
+            annotations=item.get("annotations"), text=g2.get("tag"),
         )
         try:
             segments = segmenter.segment(request)

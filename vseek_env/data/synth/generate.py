@@ -99,7 +99,8 @@ class ScenePlanner:
 
     def __init__(self, rng: np.random.Generator, *, width: int, height: int, fps: int, duration: float,
                  n_instances: int, background_seed: int, visible_share: float = 0.2,
-                 max_event_s: float | None = None) -> None:
+                 max_event_s: float | None = None, attribute_pool_extra: int = 1,
+                 event_inset: tuple[float, float] = (0.12, 0.22)) -> None:
         self.rng = rng
         self.width, self.height, self.fps = width, height, fps
         self.n_frames = int(round(duration * fps))
@@ -109,6 +110,10 @@ class ScenePlanner:
         self.gap_s = self.n_frames / fps / 16
         self.visible_share = visible_share
         self.max_event_frames = None if max_event_s is None else max(4, int(max_event_s * fps))
+        # fewer distinct colours and shapes than instances means more distractors that share
+        # the target's colour or shape; a larger inset means shorter hidden events
+        self.attribute_pool_extra = max(0, int(attribute_pool_extra))
+        self.event_inset = event_inset
         self.used_gaps: set[int] = set()
         self.targets: set[int] = set()
         self.involved: set[int] = set()  # targets and partners of question events
@@ -123,8 +128,9 @@ class ScenePlanner:
         rng = self.rng
         cw, ch = self.width / self.cols, self.height / self.rows
         size = int(min(cw, ch) * rng.uniform(0.2, 0.235))
-        colours = list(rng.permutation(list(COLORS)))[: max(2, math.ceil(n / 2) + 1)]
-        shapes = list(rng.permutation(list(SHAPES)))[: max(2, math.ceil(n / 2) + 1)]
+        k_attr = max(2, math.ceil(n / 2) + self.attribute_pool_extra)
+        colours = list(rng.permutation(list(COLORS)))[:k_attr]
+        shapes = list(rng.permutation(list(SHAPES)))[:k_attr]
         pairs = [(c, s) for c in colours for s in shapes]
         order = rng.permutation(len(pairs))
         chosen = [pairs[i] for i in order[:n]]
@@ -198,8 +204,8 @@ class ScenePlanner:
         if hidden:
             a, b = ov[slot], ov[slot + 1]
             n = b - a
-            lo = max(1, int(round(rng.uniform(0.12, 0.22) * n)))
-            hi = max(1, int(round(rng.uniform(0.12, 0.22) * n)))
+            lo = max(1, int(round(rng.uniform(*self.event_inset) * n)))
+            hi = max(1, int(round(rng.uniform(*self.event_inset) * n)))
             f0, f1 = a + lo, b - hi + 1
             if self.max_event_frames and f1 - f0 > self.max_event_frames:
                 start = int(rng.integers(f0, f1 - self.max_event_frames + 1))

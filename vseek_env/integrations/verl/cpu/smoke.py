@@ -40,13 +40,14 @@ from vseek_env.integrations.verl import AGENT_LOOP_TARGET, AGENT_NAME
 # the first-turn ring always score differently under the paper reward (a tool call costs
 # parsimony; a missing think block costs format), so each GRPO group of 2 has reward variance;
 # letters are right for some samples and wrong for others. The tool call exercises a second turn.
+# No newlines or backslashes: Hydra's override grammar would keep "\n" as two characters.
 SCRIPTED_FIRST_TURN = (
-    '<think>Look closer.</think>\n<tool_call>{"name": "crop_video", "arguments": {"start_time": 0.0, "end_time": 1.0}}</tool_call>',
+    '<think>Look closer.</think> <tool_call>{"name": "crop_video", "arguments": {"start_time": 0.0, "end_time": 1.0}}</tool_call>',
     "<answer>A</answer>",
-    "<think>The marked object.</think>\n<answer>B</answer>",
+    "<think>The marked object.</think> <answer>B</answer>",
     "<answer>C</answer>",
 )
-SCRIPTED_FOLLOWUP = ("<think>Seen it.</think>\n<answer>A</answer>", "<think>Seen it.</think>\n<answer>B</answer>")
+SCRIPTED_FOLLOWUP = ("<think>Seen it.</think> <answer>A</answer>", "<think>Seen it.</think> <answer>B</answer>")
 
 PATCH_SIZES = {"qwen2_5_vl": 14, "qwen3_vl": 16}
 
