@@ -40,3 +40,12 @@ def test_bench_long_reports_the_overview_against_decord(tmp_path, capsys):
     assert long["tolerance_offsets_s"]["max"] <= long["tolerance_s"] + 1e-6
     assert long["work"]["tolerance"]["frames_decoded"] < long["work"]["ours"]["frames_decoded"]
     assert "frame store" in capsys.readouterr().out
+
+
+def test_bench_step_only_reports_the_step_overhead(tmp_path, capsys):
+    out = tmp_path / "step.json"
+    assert main(["bench", "--quick", "--step-only", "--repeats", "4", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert isinstance(result["step_overhead_ms"], float) and result["step_overhead_ms"] > 0
+    assert result["step"]["overhead"]["n"] == 20 and result["window"]["end"] > result["window"]["start"]
+    assert "step_overhead_ms" in capsys.readouterr().out

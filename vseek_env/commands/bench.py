@@ -59,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frame-cache cap during the RSS run; below the video's 1 fps working set so it evicts "
                         "(default: %(default)s)")
     p.add_argument("--video", default=None, help="use this video instead of generating one")
+    p.add_argument("--step-only", action="store_true",
+                   help="only (e): the env-step overhead of a warm crop_video step (step_overhead_ms)")
     p.add_argument("--long", action="store_true",
                    help="also time the paper protocol's 256-frame overview of a long video against decord "
                         "(long_* keys; see vseek_env/commands/bench_long.py)")
@@ -253,11 +255,10 @@ def run_bench(*, quick: bool = False, repeats: int | None = None, calls: int | N
         path, vinfo = _bench_video(quick)
     cfg = EnvConfig(max_pixels=REF_MAX_PIXELS)
     crop = get_tool("crop_video")
+    window = _bench_window(path)
     with open_video(path, cache=FrameCache(0)) as v:
         duration = v.duration
-    length = min(64.0, max(4.0, duration - 12.0))
-    start = min(10.0, max(0.0, duration - length - 2.0))
-    window = (start, start + length)
+    start, length = window[0], window[1] - window[0]
     shifted = (start + 2.0, min(duration, start + length + 2.0))
     nframes = int(min(cfg.crop_max_frames, max(cfg.crop_min_frames, np.ceil(length * cfg.crop_fps))))
     log(f"video {path.name}: {duration:g} s; window {window[0]:g}-{window[1]:g} s at {cfg.crop_fps:g} fps "
@@ -342,6 +343,26 @@ def run_bench(*, quick: bool = False, repeats: int | None = None, calls: int | N
         "machine": _machine(),
     }
     return result
+
+
+def run_step_bench(*, quick: bool = False, repeats: int | None = None, video: str | None = None) -> dict:
+    """(e) alone, on the same video and window as :func:`run_bench`: ``step_overhead_ms`` and its timings."""
+    path = Path(video) if video else _bench_video(quick)[0]
+    window = _bench_window(path)
+    step = _step_overhead(path, window, repeats=max(20, (repeats or (3 if quick else 7)) * 5))
+    return {"step_overhead_ms": round(step["overhead"]["median_ms"], 3), "step": step,
+            "window": {"start": window[0], "end": window[1]}, "quick": quick, "machine": _machine()}
+
+
+def _bench_window(path: Path) -> tuple[float, float]:
+    """The timed window: 64 s (less on short videos) starting at 10 s."""
+    from vseek_env.video import FrameCache, open_video
+
+    with open_video(path, cache=FrameCache(0)) as v:
+        duration = v.duration
+    length = min(64.0, max(4.0, duration - 12.0))
+    start = min(10.0, max(0.0, duration - length - 2.0))
+    return start, start + length
 
 
 def _machine() -> dict:
@@ -483,7 +504,10 @@ def run(args: argparse.Namespace) -> int:
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     result: dict = {}
     with _env_var("VSEEK_DECODE_THREADS", str(args.threads) if args.threads else os.environ.get("VSEEK_DECODE_THREADS")):
-        if not (args.long and args.long_only):
+        if args.step_only:
+            result = run_step_bench(quick=args.quick, repeats=args.repeats, video=args.video)
+            print(f"step_overhead_ms {result['step_overhead_ms']:.3f} (total {result['step']['total']['median_ms']:.3f} ms)")
+        elif not (args.long and args.long_only):
             result = run_bench(quick=args.quick, repeats=args.repeats, calls=args.calls, cache_mb=args.cache_mb,
                                video=args.video, log=log)
             print(format_table(result))
