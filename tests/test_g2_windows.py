@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +76,7 @@ def test_verify_clip_drops_with_every_windows_reason_when_none_is_valid():
     assert record == {"valid": False, "reason": "window 1: blurry; window 2: two dogs"}
 
 
-DAVIS = Path(os.environ.get("VSEEK_DAVIS_DIR", "/work/shared/data/davis"))
+from davis_data import DAVIS  # noqa: E402
 
 
 @pytest.mark.skipif(not (DAVIS / "car-shadow.mp4").is_file(), reason=f"DAVIS sequences not at {DAVIS}")

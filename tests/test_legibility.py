@@ -7,7 +7,6 @@ the 0-441 RGB scale (``mark_legibility``). Measured at the resolution the prompt
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from vseek_env.visual_prompts import PALETTE, STYLES, mark_legibility, pick_mark
 
 MAX_COVER = 0.5
 MIN_CONTRAST = 80.0
-DAVIS = Path(os.environ.get("VSEEK_DAVIS_DIR", "/work/shared/data/davis"))
+from davis_data import DAVIS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@ the shared DAVIS sequences with questions written here (a scripted OpenAI-compat
 the LLM and the VLM on 127.0.0.1).
 
 The sequences are development data, not a dependency: every test skips when the folder is absent
-(``VSEEK_DAVIS_DIR``, default ``/work/shared/data/davis``). Kept short: a 2-second window, tracking at
+(``VSEEK_DAVIS_DIR``, default ``shared/data/davis`` beside the repository). Kept short: a 2-second window, tracking at
 6 fps.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from vseek_env.protocol import format_timestamp_label
 from vseek_env.rewards.matching import box_iou
 from vseek_env.visual_prompts import STYLES, prompt_region, render_visual_prompt
 
-DAVIS = Path(os.environ.get("VSEEK_DAVIS_DIR", "/work/shared/data/davis"))
+from davis_data import DAVIS  # noqa: E402
 pytestmark = pytest.mark.skipif(not (DAVIS / "blackswan.mp4").is_file(), reason=f"DAVIS sequences not at {DAVIS}")
 
 # sequence: (question as the dataset asks it, answer, G2's tag, G2's rewrite with <vp>)

@@ -8,7 +8,6 @@ background with PyAV and returns every frame's exact instance masks.
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from vseek_env.pipeline.segmenters import (
 )
 from vseek_env.pipeline.segmenters.davis import evaluate_sequence, f_measure, find_sequences, j_measure, load_masks
 
-DAVIS = Path(os.environ.get("VSEEK_DAVIS_DIR", "/work/shared/data/davis"))
+from davis_data import DAVIS  # noqa: E402
 
 # --------------------------------------------------------------------------- generated videos
 
