@@ -31,6 +31,7 @@ import argparse
 import dataclasses
 import gc
 import json
+import os
 import resource
 import statistics
 import sys
@@ -96,6 +97,7 @@ def snapshot(proc: psutil.Process, cache, episodes: int, steps: int, started: fl
         "episodes": episodes, "steps": steps, "seconds": round(time.perf_counter() - started, 2),
         "rss_mb": round(proc.memory_info().rss / 2**20, 2), "open_fds": proc.num_fds(),
         "cache_mb": round(cache.nbytes / 2**20, 2), "threads": proc.num_threads(),
+        "py_objects": len(gc.get_objects()),  # flat here and growing RSS: native memory, not Python's
     }
 
 
@@ -271,7 +273,9 @@ def run_soak(episodes: int, *, every: int, dataset: str = "synth:tiny", cache_mb
     expected_cases = {c.name: (c.error.__name__ if c.error else None, c.stage) for c in soak.cases}
     report = {
         "args": {"episodes": episodes, "every": every, "dataset": dataset, "cache_mb": cache_mb, "mix": dict(zip(KINDS, mix)),
-                 "seed": seed, "rss_slack_mb": rss_slack_mb, "fd_slack": fd_slack, "peak_rss_mb": peak_rss_mb},
+                 "seed": seed, "rss_slack_mb": rss_slack_mb, "fd_slack": fd_slack, "peak_rss_mb": peak_rss_mb,
+                 # glibc's malloc tuning decides whether freed native memory returns to the OS (see README)
+                 "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}},
         "episodes_by_kind": dict(soak.counts), "played_episodes": soak.played, "steps": soak.steps,
         "hostile_cases": expected_cases,
         "handled": dict(sorted(soak.handled.items())),
