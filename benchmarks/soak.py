@@ -101,6 +101,28 @@ def snapshot(proc: psutil.Process, cache, episodes: int, steps: int, started: fl
     }
 
 
+def reset_peak_rss() -> bool:
+    """Start the peak-RSS count from now (Linux ``clear_refs``), so a soak inside a test run measures
+    itself, not the tests before it; ``False`` where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def current_peak_rss_mb() -> float:
+    """The process's peak RSS since the last :func:`reset_peak_rss` (``VmHWM``), else since it started."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def quarter_growth(values: list[float]) -> float:
     """Median of the last quarter of ``values`` minus the median of the first (0 for one value)."""
     q = max(1, len(values) // 4)
@@ -255,6 +277,7 @@ def run_soak(episodes: int, *, every: int, dataset: str = "synth:tiny", cache_mb
     with tempfile.TemporaryDirectory(prefix="vseek-soak-") as tmp:
         soak = Soak(dataset, cache_mb, seed, Path(workdir or tmp))
         proc = psutil.Process()
+        peak_reset = reset_peak_rss()
         kinds = np.random.default_rng(seed + 1).choice(len(KINDS), size=episodes, p=p / p.sum())
         started = time.perf_counter()
         checkpoints: list[dict] = []
@@ -266,7 +289,7 @@ def run_soak(episodes: int, *, every: int, dataset: str = "synth:tiny", cache_mb
                     log(json.dumps(checkpoints[-1]))
         finally:
             soak.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = current_peak_rss_mb()
     rss_growth = quarter_growth([c["rss_mb"] for c in checkpoints])
     fd_growth = quarter_growth([c["open_fds"] for c in checkpoints])
     rss_limit = cache_mb + rss_slack_mb
@@ -286,9 +309,11 @@ def run_soak(episodes: int, *, every: int, dataset: str = "synth:tiny", cache_mb
         "rss_growth_mb": round(rss_growth, 2), "rss_limit_mb": rss_limit,
         "rss_max_minus_first_mb": round(max(c["rss_mb"] for c in checkpoints) - checkpoints[0]["rss_mb"], 2),
         "fd_growth": fd_growth, "fd_limit": fd_slack, "peak_rss_mb": round(peak, 1),
+        "peak_rss_since": "soak start" if peak_reset else "process start",
         "episodes_per_s": round(episodes / max(checkpoints[-1]["seconds"], 1e-9), 1),
     }
-    report["ok"] = (not soak.unexpected and rss_growth <= rss_limit and fd_growth <= fd_slack and peak <= peak_rss_mb)
+    report["ok"] = (not soak.unexpected and rss_growth <= rss_limit and fd_growth <= fd_slack
+                    and (peak <= peak_rss_mb or not peak_reset))  # another workload's peak is not the soak's
     return report
 
 

@@ -53,7 +53,9 @@ def test_every_hostile_case_is_met_and_handled_as_documented(report):
 def test_open_fds_do_not_grow_and_rss_stays_bounded(report):
     fds = [c["open_fds"] for c in report["checkpoints"]]
     assert len(fds) == 10 and max(fds) - fds[0] <= 2 and report["fd_growth"] <= 0
-    assert report["rss_growth_mb"] <= 16 + 192 and report["peak_rss_mb"] < 1024
+    assert report["rss_growth_mb"] <= 16 + 192
+    if report["peak_rss_since"] == "soak start":  # else the peak is the earlier tests' (ru_maxrss)
+        assert report["peak_rss_mb"] < 1024
 
 
 def test_a_violation_is_reported_not_raised(soak, tmp_path):
