@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile_data import VIDEO_CASES
 from hostile_videos import GENERATORS, restarting_ts, run_limited, sparse_video
 from videos import read_index, write_indexed_video
 
@@ -22,8 +23,7 @@ from vseek_env import frame_store as fs_mod
 from vseek_env.frame_store import FrameStore
 from vseek_env.video import FrameCache, VideoError, clear_process_caches, open_video
 
-CASES = [json.loads(line) for line in (Path(__file__).parent / "adversarial" / "videos.jsonl").read_text().splitlines()
-         if line.strip()]
+CASES = VIDEO_CASES
 PEAK_RSS_MB = 1024
 ADDRESS_SPACE_MB = 1536
 

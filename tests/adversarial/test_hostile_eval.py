@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+from hostile_data import HOSTILE_ROWS
 
 from vseek_env.data import Dataset
 from vseek_env.evaluation import ResultsFile, evaluate
@@ -30,7 +31,7 @@ class DeadServerPolicy(Policy):
 
 
 def test_a_sample_with_a_bad_duration_is_an_error_record_and_the_rest_runs(tmp_path, small_dataset):
-    bad = dataclasses.replace(small_dataset["s1"], meta={"duration": "about 2 min"})
+    bad = HOSTILE_ROWS["bad_meta_duration"].change(small_dataset["s1"])
     ds = Dataset("dur", [small_dataset["s0"], bad, small_dataset["span0"]], root=small_dataset.root)
     result = evaluate("oracle", ds, tmp_path, workers=1, progress=False)
     records = {r["sample_id"]: r for r in ResultsFile(tmp_path / "results.jsonl").records()}
@@ -80,7 +81,7 @@ def test_the_cli_lists_errored_episodes(tmp_path, small_dataset, capsys):
     from vseek_env.cli import main
     from vseek_env.data.datasets import write_samples
 
-    bad = dataclasses.replace(small_dataset["s1"], meta={"duration": "about 2 min"})
+    bad = HOSTILE_ROWS["bad_meta_duration"].change(small_dataset["s1"])
     write_samples(tmp_path / "samples.jsonl", [small_dataset["s0"], bad])
     import shutil
 

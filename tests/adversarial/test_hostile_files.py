@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,14 +61,16 @@ def test_a_row_with_a_huge_rle_fails_reset_naming_the_sample_without_the_memory(
     import textwrap
 
     code = textwrap.dedent(f"""
-        import resource, dataclasses, sys
+        import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from hostile_data import HOSTILE_ROWS
         from vseek_env.data import Dataset, load_dataset
         from vseek_env.env import VideoSeekerEnv
         from vseek_env.video import VideoError
         ds = load_dataset({str(small_dataset.root / "small.jsonl")!r})
         s = ds.samples[0]
-        bad = dataclasses.replace(s, prompt=dataclasses.replace(s.prompt, mask_rle={{"size": [40000, 40000], "counts": [1600000000]}}))
+        bad = HOSTILE_ROWS["huge_rle"].change(s)
         env = VideoSeekerEnv(dataset=Dataset("x", [bad], root=ds.root), tool_timeout_s=None)
         try:
             env.reset(seed=0)

@@ -41,8 +41,9 @@ def test_gym_make_vec_async_works_with_gymnasiums_defaults(small_dataset):
 
 def test_a_nul_byte_in_video_is_a_sample_error_and_skipped_when_asked(small_dataset):
     from conftest import make_sample
+    from hostile_data import HOSTILE_ROWS
 
-    bad = make_sample("nul", video="indexed\x00.mp4")
+    bad = HOSTILE_ROWS["nul_video"].change(make_sample("nul"))
     with pytest.raises(SampleError, match="'nul'.*NUL byte"):
         VideoSeekerEnv(dataset=Dataset("n", [bad], root=small_dataset.root)).reset(seed=0)
     env = VideoSeekerEnv(dataset=Dataset("n", [bad, make_sample("ok")], root=small_dataset.root), skip_bad_samples=True)
