@@ -420,15 +420,17 @@ class VideoSeekerEnv(gym.Env[dict, str]):
                 others=spec.others,
             )
             image, time = rendered.image, float(batch.times[0])
-        h, w = smart_resize(image.shape[0], image.shape[1], max_pixels=cfg.max_pixels, factor=cfg.patch_factor)
-        image = np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
+        image = self._at_pixel_budget(image)
         video.cache.put(key, image)
         return image, time
 
     def _read_prompt_image(self, path: str) -> np.ndarray:
         """A further pre-rendered prompt frame (multi-frame V2P prompts) at the pixel budget."""
+        return self._at_pixel_budget(_read_rgb(self.dataset.resolve(path)))
+
+    def _at_pixel_budget(self, image: np.ndarray) -> np.ndarray:
+        """A prompt image resized (bicubic) to ``max_pixels`` on the ``patch_factor`` grid."""
         cfg = self.config
-        image = _read_rgb(self.dataset.resolve(path))
         h, w = smart_resize(image.shape[0], image.shape[1], max_pixels=cfg.max_pixels, factor=cfg.patch_factor)
         return np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
 

@@ -24,15 +24,14 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import logging
-import os
 import sys
 from typing import Callable
 
+from vseek_env.integrations.verl.cpu import PLATFORM_NAME, ROLLOUT_NAME
+from vseek_env.integrations.verl.trainer import TRAINER_NAME
+
 logger = logging.getLogger(__name__)
 
-PLATFORM_NAME = "cpu"
-ROLLOUT_NAME = "vseek_hf"
-TRAINER_NAME = "vseek_sync"
 _ADAPTER = "vseek_env.integrations.verl.cpu.rollout.HFServerAdapter"
 
 
@@ -65,11 +64,11 @@ def register_platform() -> None:
     """Register the ``cpu`` platform; on it, make verl's process-group setup valid."""
     from verl.plugin.platform.platform_manager import PlatformRegistry
 
-    from vseek_env.integrations.verl.cpu.platform import PlatformCPU, use_gloo_only
+    from vseek_env.integrations.verl.cpu.platform import PlatformCPU, cpu_platform_selected, use_gloo_only
 
     if PlatformRegistry.get(PLATFORM_NAME) is None:
         PlatformRegistry.register(PLATFORM_NAME)(PlatformCPU)
-    if os.environ.get("VERL_PLATFORM", "").strip().lower() == PLATFORM_NAME:
+    if cpu_platform_selected():
         use_gloo_only()
 
 

@@ -19,6 +19,7 @@ import math
 from typing import Any, Iterable, Sequence
 
 METRIC_PREFIX = "vseek"
+TRAINER_NAME = "vseek_sync"  # trainer.v1.trainer_mode
 
 
 def reward_component_metrics(extra_fields: Iterable[Any], mask: Sequence[bool] | None = None) -> dict[str, float]:

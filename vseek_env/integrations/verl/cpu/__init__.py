@@ -10,3 +10,6 @@ verl finds the platform and the rollout through :mod:`vseek_env.integrations.ver
 are test and debugging backends, so that verl's default trainer path runs in CI without a GPU;
 they are not a way to train.
 """
+
+ROLLOUT_NAME = "vseek_hf"  # actor_rollout_ref.rollout.name
+PLATFORM_NAME = "cpu"  # VERL_PLATFORM

@@ -24,7 +24,13 @@ import torch
 
 from verl.plugin.platform.platform_base import PlatformBase
 
-PLATFORM_NAME = "cpu"
+from vseek_env.integrations.verl.cpu import PLATFORM_NAME
+
+
+
+def cpu_platform_selected() -> bool:
+    """Whether this process runs on the CPU platform (``VERL_PLATFORM=cpu``)."""
+    return os.environ.get("VERL_PLATFORM", "").strip().lower() == PLATFORM_NAME
 
 
 class _CPUStream:
@@ -165,7 +171,7 @@ class PlatformCPU(PlatformBase):
 
     def is_platform_available(self, use_smi_check: bool = False) -> bool:
         # Only by explicit choice: auto-detection must keep choosing the real accelerator.
-        return os.environ.get("VERL_PLATFORM", "").strip().lower() == PLATFORM_NAME
+        return cpu_platform_selected()
 
     def current_device(self) -> str:
         # verl passes get_device_id() to .to(); "cpu" is the only valid target here.

@@ -32,9 +32,10 @@ import torch
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
+from vseek_env.integrations.verl.cpu import ROLLOUT_NAME
+
 logger = logging.getLogger(__name__)
 
-ROLLOUT_NAME = "vseek_hf"
 # Tokens a random model must never emit: a stray vision placeholder in a response breaks verl's
 # M-RoPE position ids (it would claim image features that do not exist).
 _VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Sequence
 
 from vseek_env.integrations.verl import AGENT_LOOP_TARGET, AGENT_NAME
+from vseek_env.integrations.verl.cpu import PLATFORM_NAME, ROLLOUT_NAME
+from vseek_env.integrations.verl.trainer import TRAINER_NAME
 
 # What the rollout answers instead of sampling (see cpu.rollout.ScriptedResponses). Neighbours in
 # the first-turn ring always score differently under the paper reward (a tool call costs
@@ -95,7 +97,7 @@ def overrides(out: Path, *, steps: int, kind: str) -> list[str]:
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
         "actor_rollout_ref.actor.use_kl_loss=False",
         "actor_rollout_ref.actor.entropy_coeff=0",
-        "actor_rollout_ref.rollout.name=vseek_hf",
+        f"actor_rollout_ref.rollout.name={ROLLOUT_NAME}",
         "actor_rollout_ref.rollout.mode=async",
         "actor_rollout_ref.rollout.n=2",
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
@@ -106,10 +108,10 @@ def overrides(out: Path, *, steps: int, kind: str) -> list[str]:
         "actor_rollout_ref.rollout.agent.num_workers=1",
         f"actor_rollout_ref.rollout.agent.default_agent_loop={AGENT_NAME}",
         f"actor_rollout_ref.rollout.agent.agent_loop_config_path={out / 'agent_loops.yaml'}",
-        f"+actor_rollout_ref.rollout.engine_kwargs.vseek_hf.scripted_first_turn={first}",
-        f"+actor_rollout_ref.rollout.engine_kwargs.vseek_hf.scripted_followup={followup}",
+        f"+actor_rollout_ref.rollout.engine_kwargs.{ROLLOUT_NAME}.scripted_first_turn={first}",
+        f"+actor_rollout_ref.rollout.engine_kwargs.{ROLLOUT_NAME}.scripted_followup={followup}",
         "trainer.device=cpu",
-        "trainer.v1.trainer_mode=vseek_sync",
+        f"trainer.v1.trainer_mode={TRAINER_NAME}",
         "trainer.n_gpus_per_node=1",
         "trainer.nnodes=1",
         "trainer.logger=[console,file]",
@@ -134,7 +136,7 @@ def run_env(out: Path) -> dict[str, str]:
     """The process environment of the run: the CPU platform and verl's file logger."""
     env = dict(os.environ)
     env.update({
-        "VERL_PLATFORM": "cpu",
+        "VERL_PLATFORM": PLATFORM_NAME,
         # verl keys its engine registry by device; the FSDP engine is registered for "cuda" only
         # and runs unchanged on CPU tensors.
         "VERL_ENGINE_DEVICE": "cuda",
