@@ -20,11 +20,12 @@ Example:
 from __future__ import annotations
 
 import os
-import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from vseek_env.local_files import NotARegularFile, open_regular_file
 
 __all__ = ["ImageError", "MAX_IMAGE_PIXELS", "read_image"]
 
@@ -44,18 +45,11 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -
     if "\x00" in str(path):
         raise ImageError(f"{str(path)!r}: a file name cannot contain a NUL byte")
     try:
-        # O_NONBLOCK: opening a FIFO with no writer must not wait; fstat then says what it is.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fh = open_regular_file(path)
+    except NotARegularFile:
+        raise ImageError(f"{path}: not a regular file (a FIFO, device or folder); give an image file") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot open ({exc.strerror or exc})") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ImageError(f"{path}: not a regular file (a FIFO, device or folder); give an image file")
-        os.set_blocking(fd, True)
-        fh = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
     with fh:
         try:
             with warnings.catch_warnings():

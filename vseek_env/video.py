@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import threading
 import time
 from collections import OrderedDict
@@ -45,6 +44,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
+
+from vseek_env.local_files import NotARegularFile, open_regular_file
 
 DEFAULT_MAX_PIXELS = 336 * 336
 DEFAULT_MIN_PIXELS = 28 * 28
@@ -370,19 +371,13 @@ def open_local_file(path: str | Path) -> BinaryIO:
     """
     p = Path(path)
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        return open_regular_file(p, buffering=0)
+    except NotARegularFile:
+        raise VideoError(f"video path is not a regular file: {p}") from None
     except FileNotFoundError:
         raise VideoError(f"video file not found: {p}") from None
     except (OSError, ValueError) as exc:  # ValueError: NUL byte in the name
         raise VideoError(f"cannot open video {p}: {exc}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise VideoError(f"video path is not a regular file: {p}")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb", buffering=0)
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 @contextmanager
