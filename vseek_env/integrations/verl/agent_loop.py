@@ -73,7 +73,7 @@ class VSeekAgentLoop(AgentLoopBase):
         self.limit_images = int(limit) if limit else None
         self._frame_check_done = False
 
-    def _check_frame_tokens(self, token_ids: list[int], images: list) -> int:
+    def _check_frame_tokens(self, token_ids: list[int], images: list, mm_processor_kwargs: dict) -> int:
         """Visual tokens in the prompt; warns once if the processor resized the env's frames."""
         image_token = getattr(self.processor, "image_token_id", None)
         if image_token is None:
@@ -81,7 +81,7 @@ class VSeekAgentLoop(AgentLoopBase):
         count = sum(1 for token in token_ids if token == image_token)
         if not self._frame_check_done:
             self._frame_check_done = True
-            problem = frame_token_mismatch(self.processor, images, count, self._get_mm_processor_kwargs())
+            problem = frame_token_mismatch(self.processor, images, count, mm_processor_kwargs)
             if problem:
                 logger.warning("vseek_agent: %s", problem)
         return count
@@ -112,7 +112,8 @@ class VSeekAgentLoop(AgentLoopBase):
             )
         token_ids = await self.ct_build_initial_tokens(messages, images=images or None, videos=videos or None)
         prompt_length = len(token_ids)
-        prompt_image_tokens = self._check_frame_tokens(token_ids, images)
+        mm_processor_kwargs = self._get_mm_processor_kwargs()
+        prompt_image_tokens = self._check_frame_tokens(token_ids, images, mm_processor_kwargs)
         response_mask: list[int] = []
         logprobs: list[float] = []
         num_turns = 1  # the prompt, counted the way verl's ToolAgentLoop counts it
@@ -120,7 +121,6 @@ class VSeekAgentLoop(AgentLoopBase):
         cut_by_length = False
         weight_versions = WeightVersions()
 
-        mm_processor_kwargs = self._get_mm_processor_kwargs()
         while True:
             budget = self.response_length - len(response_mask)
             if budget <= 0:
